@@ -1,0 +1,23 @@
+# The two commands the README promises: `make dev` and `make test`.
+GO ?= go
+
+.PHONY: dev test build deps bench
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(GO) build -o bin/pwb ./cmd/pwb
+
+dev: deps build
+	./bin/pwb dev
+
+test: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Benchmarks whose figures are quoted in docs/benchmarks.md.
+bench: deps
+	$(GO) test -run '^$$' -bench 'MigrateShards' -benchtime 1x -count 5 -timeout 60m ./internal/migrations/

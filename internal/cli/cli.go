@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// DefaultConfigPath is used when neither --config nor PWB_CONFIG is given.
+const DefaultConfigPath = "config/database.yml"
+
+// usageError marks a mistake in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// app is what every command shares: where output goes and how to reach the
+// configuration and the shards.
+type app struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	configPath string
+	cfg        *config.Config
+	set        *shard.Set
+}
+
+// Run executes the pwb command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+// run is Run with the environment injected, for tests.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	defer a.close()
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return ExitOK
+	}
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	fmt.Fprintf(stderr, "pwb: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return ExitUsage
+	}
+	return ExitFailed
+}
+
+// isCobraUsage recognises the usage errors cobra raises itself.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument", "flag needs an argument", "accepts ", "requires at least", "if any flags in the group"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pwb",
+		Short:         "PropertyWebBuilder: multi-tenant real-estate websites on sharded PostgreSQL",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          noArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "database configuration file (default $PWB_CONFIG or "+DefaultConfigPath+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.dbCommand(), a.tenantsCommand(), a.shardingCommand(), a.devCommand())
+	return root
+}
+
+// group makes a command that only holds subcommands and says so when called
+// without a known one.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, s := range cmd.Commands() {
+				names = append(names, s.Name())
+			}
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q (choose one of: %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+			}
+			return usagef("%q needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// exactArgs is cobra.ExactArgs with named arguments and a usage error.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usagef("%s takes %d argument(s): %s (got %d)", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+var noArgs = exactArgs()
+
+// env is the selected environment.
+func (a *app) env() string {
+	if e := a.getenv("PWB_ENV"); e != "" {
+		return e
+	}
+	return "development"
+}
+
+// config loads the configuration once per command.
+func (a *app) config() (*config.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	path := a.configPath
+	if path == "" {
+		path = a.getenv("PWB_CONFIG")
+	}
+	if path == "" {
+		path = DefaultConfigPath
+	}
+	cfg, err := config.Load(path, a.env())
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// shards returns the process's shard set.
+func (a *app) shards() (*shard.Set, error) {
+	if a.set != nil {
+		return a.set, nil
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	a.set = shard.NewSet(cfg)
+	return a.set, nil
+}
+
+func (a *app) close() {
+	if a.set != nil {
+		a.set.Close()
+	}
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

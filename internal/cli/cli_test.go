@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+)
+
+// TestMain lets tests run the CLI as a separate process (the test binary
+// re-executed with PWB_TEST_MAIN=1), for what only real processes show:
+// concurrent runs, signals.
+func TestMain(m *testing.M) {
+	if os.Getenv("PWB_TEST_MAIN") == "1" {
+		os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// result is what one pwb invocation did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// pwb runs the CLI in-process against the config at cfgPath, environment `test`.
+func pwb(t *testing.T, cfgPath string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfgPath}
+	code := run(ctx, args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+// pwbProcess runs the CLI as a separate process.
+func pwbProcess(ctx context.Context, cfgPath string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "PWB_TEST_MAIN=1", "PWB_ENV=test", "PWB_CONFIG="+cfgPath)
+	return cmd
+}
+
+// mustPWB runs pwb and fails the test unless it exits 0.
+func mustPWB(t *testing.T, cfgPath string, args ...string) string {
+	t.Helper()
+	r := pwb(t, cfgPath, args...)
+	if r.code != 0 {
+		t.Fatalf("pwb %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// wantRefused checks a refused command: exit 1 and exactly one line on stderr
+// that contains want.
+func wantRefused(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != ExitFailed {
+		t.Errorf("exit code %d, want %d (stdout %q, stderr %q)", r.code, ExitFailed, r.stdout, r.stderr)
+	}
+	if lines := strings.Count(strings.TrimRight(r.stderr, "\n"), "\n") + 1; lines != 1 || !strings.HasPrefix(r.stderr, "pwb: ") {
+		t.Errorf("stderr should be one line starting with 'pwb: ', got %q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q does not say %q", r.stderr, want)
+	}
+}
+
+// migratedCluster starts primary and n shards on separate servers, creates
+// and migrates them through the CLI.
+func migratedCluster(t *testing.T, shards int) *pgtest.Cluster {
+	t.Helper()
+	c := pgtest.StartCluster(t, shards)
+	mustPWB(t, c.ConfigPath, "db", "migrate")
+	return c
+}
+
+func TestUsageErrorsExitWithTwo(t *testing.T) {
+	t.Parallel()
+	cfg := pgtest.WriteConfig(t) // never read: usage is checked first
+	for _, args := range [][]string{
+		{"bogus"},
+		{"db"},
+		{"db", "bogus"},
+		{"db", "migrate", "--bogus"},
+		{"db", "migrate", "--parallel", "x"},
+		{"db", "migrate", "--parallel", "0"},
+		{"db", "status", "extra"},
+		{"tenants", "create", "--subdomain", "acme"},
+		{"sharding", "provision", "acme"},
+		{"sharding", "provision", "a", "b", "c"},
+	} {
+		r := pwb(t, cfg, args...)
+		if r.code != ExitUsage {
+			t.Errorf("pwb %v: exit %d, want %d (stderr %q)", args, r.code, ExitUsage, r.stderr)
+		}
+		if !strings.HasPrefix(r.stderr, "pwb: ") || !strings.Contains(r.stderr, "--help") {
+			t.Errorf("pwb %v: stderr %q should say what is wrong and point at --help", args, r.stderr)
+		}
+	}
+}
+
+func TestConfigErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
+	r := pwb(t, "/nonexistent/database.yml", "db", "status")
+	wantRefused(t, r, "/nonexistent/database.yml")
+	bad := pgtest.WriteConfig(t)
+	if err := os.WriteFile(bad, []byte("test:\n  primary: [unclosed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, pwb(t, bad, "sharding", "list"), bad)
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+func (a *app) dbCommand() *cobra.Command {
+	return group("db", "Create and migrate the shard databases",
+		&cobra.Command{
+			Use:   "create",
+			Short: "Create every configured database that does not exist yet",
+			Args:  noArgs,
+			RunE:  func(*cobra.Command, []string) error { return a.dbCreate() },
+		},
+		a.dbMigrateCommand(),
+		a.dbStatusCommand(),
+	)
+}
+
+// dbCreate creates the missing databases; a failing shard is reported and
+// does not stop the others.
+func (a *app) dbCreate() error {
+	set, err := a.shards()
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, name := range set.Names() {
+		sh, _ := set.Shard(name)
+		created, err := shard.CreateDatabase(a.ctx, sh)
+		switch {
+		case err != nil:
+			failed++
+			fmt.Fprintf(a.stdout, "%-12s %s on %s: FAILED: %v\n", name, sh.Database, sh.Addr(), err)
+		case created:
+			fmt.Fprintf(a.stdout, "%-12s %s on %s: created\n", name, sh.Database, sh.Addr())
+		default:
+			fmt.Fprintf(a.stdout, "%-12s %s on %s: already exists\n", name, sh.Database, sh.Addr())
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d databases could not be created", failed, len(set.Names()))
+	}
+	return nil
+}
+
+type migrateOptions struct {
+	Shard    string
+	Parallel int
+}
+
+func (o migrateOptions) Validate() error {
+	if o.Parallel < 1 {
+		return usagef("--parallel must be at least 1 (got %d)", o.Parallel)
+	}
+	return nil
+}
+
+func (a *app) dbMigrateCommand() *cobra.Command {
+	var o migrateOptions
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Run the global migrations on primary and the tenant migrations on every shard",
+		Long: `Runs the global migration set on primary and the tenant set on every shard
+(primary included), several shards at once. Prints one line per shard as it
+finishes; exits 1 if any shard failed, after the others have been migrated
+and reported. Safe to run twice at once.`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error { return a.dbMigrate(o) },
+	}
+	c.Flags().StringVar(&o.Shard, "shard", "", "migrate only this shard")
+	c.Flags().IntVar(&o.Parallel, "parallel", migrations.DefaultParallel, "how many shards to migrate at once")
+	return c
+}
+
+func (a *app) dbMigrate(o migrateOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	set, err := a.shards()
+	if err != nil {
+		return err
+	}
+	opts := migrations.Options{Parallel: o.Parallel}
+	if o.Shard != "" {
+		if _, err := set.Shard(o.Shard); err != nil {
+			return fmt.Errorf("--shard %s: not configured (configured: %v)", o.Shard, set.Names())
+		}
+		opts.Shards = []string{o.Shard}
+	}
+	start := time.Now()
+	results := migrations.MigrateShards(a.ctx, set, opts, func(r migrations.Result) {
+		fmt.Fprintln(a.stdout, resultLine(r))
+	})
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	fmt.Fprintf(a.stdout, "%d shard(s) migrated, %d failed, in %s\n", len(results)-failed, failed, time.Since(start).Round(time.Millisecond))
+	if failed > 0 {
+		return fmt.Errorf("%d of %d shards failed to migrate (see above)", failed, len(results))
+	}
+	return nil
+}
+
+func resultLine(r migrations.Result) string {
+	where := fmt.Sprintf("%-12s %s on %s:", r.Shard, r.Database, r.Addr)
+	switch {
+	case r.Err != nil:
+		return fmt.Sprintf("%s FAILED: %v", where, r.Err)
+	case r.Applied() == 0:
+		return fmt.Sprintf("%s already current", where)
+	default:
+		return fmt.Sprintf("%s %d migration(s) applied in %s", where, r.Applied(), r.Duration.Round(time.Millisecond))
+	}
+}
+
+func (a *app) dbStatusCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show each shard's reachability and schema versions",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			set, err := a.shards()
+			if err != nil {
+				return err
+			}
+			status := migrations.ShardsStatus(a.ctx, set)
+			if asJSON {
+				return a.printJSON(status)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tGLOBAL\tTENANT\tPENDING")
+			unreachable := 0
+			for _, s := range status {
+				global, tenant, pending := "-", "-", "-"
+				if s.Global != nil {
+					global = fmt.Sprintf("%d/%d", s.Global.Current, s.Global.Latest)
+				}
+				if s.Tenant != nil {
+					tenant = fmt.Sprintf("%d/%d", s.Tenant.Current, s.Tenant.Latest)
+					pending = strconv.Itoa(s.Pending)
+				}
+				reach := "yes"
+				if !s.Reachable || s.Error != "" {
+					unreachable++
+					reach = "NO: " + s.Error
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, pending)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if unreachable > 0 {
+				return fmt.Errorf("%d of %d shards could not be read", unreachable, len(status))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
+)
+
+// tables lists the user tables of a database.
+func tables(t *testing.T, url string) []string {
+	t.Helper()
+	return pgtest.QueryValue[[]string](t, url, `SELECT COALESCE(array_agg(tablename::text ORDER BY tablename), '{}')
+		FROM pg_tables WHERE schemaname = 'public'`)
+}
+
+func statusJSON(t *testing.T, cfg string) []migrations.ShardStatus {
+	t.Helper()
+	r := pwb(t, cfg, "db", "status", "--json")
+	var st []migrations.ShardStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("db status --json: %v\n%s\n%s", err, r.stdout, r.stderr)
+	}
+	return st
+}
+
+func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
+	t.Parallel()
+	c := pgtest.StartCluster(t, 2)
+
+	before := statusJSON(t, c.ConfigPath)
+	for _, s := range before {
+		if !s.Reachable || s.Tenant == nil || s.Tenant.Current != 0 || s.Pending == 0 {
+			t.Fatalf("before migrating, %s should be reachable with everything pending: %+v", s.Shard, s)
+		}
+	}
+
+	out := mustPWB(t, c.ConfigPath, "db", "migrate")
+	for _, name := range []string{"default", "shard_1", "shard_2"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("migrate output has no line for %s:\n%s", name, out)
+		}
+	}
+
+	tenantTables := append([]string{}, tenant.Tables...)
+	for name, url := range c.URL {
+		got := tables(t, url)
+		want := append([]string{"pwb_tenant_schema_version"}, tenantTables...)
+		if name == "default" {
+			want = append(want, "pwb_global_schema_version", "websites")
+		}
+		if diff := cmp.Diff(sorted(want), got); diff != "" {
+			t.Errorf("tables on %s (-want +got):\n%s", name, diff)
+		}
+	}
+
+	after := statusJSON(t, c.ConfigPath)
+	for _, s := range after {
+		if !s.Reachable || s.Pending != 0 || s.Tenant.Current != migrations.Tenant.Latest() {
+			t.Errorf("after migrating, %s: %+v", s.Shard, s)
+		}
+		if (s.Shard == "default") != (s.Global != nil) {
+			t.Errorf("%s: global version shown = %v; want it on primary only", s.Shard, s.Global != nil)
+		}
+	}
+	text := mustPWB(t, c.ConfigPath, "db", "status")
+	for _, want := range []string{"SHARD", "pwb_test_shard_2", fmt.Sprintf("127.0.0.1:%d", c.Servers[1].Port()), "yes"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("db status does not show %q:\n%s", want, text)
+		}
+	}
+
+	again := mustPWB(t, c.ConfigPath, "db", "migrate")
+	if strings.Count(again, "already current") != 3 {
+		t.Errorf("second migrate should find every shard current:\n%s", again)
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string{}, s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func TestDBMigrate_TwoProcessesAtOnceEndTheSame(t *testing.T) {
+	t.Parallel()
+	c := pgtest.StartCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	outs := make([][]byte, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { outs[i], errs[i] = pwbProcess(ctx, c.ConfigPath, "db", "migrate").CombinedOutput() })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Errorf("migrate process %d: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	for name, url := range c.URL {
+		applied := pgtest.QueryValue[int64](t, url, "SELECT count(*) FROM pwb_tenant_schema_version WHERE version_id > 0")
+		if applied != int64(len(migrations.Tenant.Versions())) {
+			t.Errorf("%s: %d tenant versions recorded, want %d (each exactly once)", name, applied, len(migrations.Tenant.Versions()))
+		}
+	}
+	for _, s := range statusJSON(t, c.ConfigPath) {
+		if s.Pending != 0 {
+			t.Errorf("%s still has %d pending", s.Shard, s.Pending)
+		}
+	}
+}
+
+func TestDBMigrate_FailedShardIsReportedOthersMigrate(t *testing.T) {
+	t.Parallel()
+	c := pgtest.StartCluster(t, 2)
+	// shard_2's tenant schema is blocked by a table in the way.
+	pgtest.Exec(t, c.URL["shard_2"], "CREATE TABLE properties (x int)")
+
+	r := pwb(t, c.ConfigPath, "db", "migrate", "--parallel", "1")
+	wantRefused(t, r, "1 of 3 shards failed")
+	if !strings.Contains(r.stdout, "shard_2") || !strings.Contains(r.stdout, "FAILED") {
+		t.Errorf("the failed shard should be named with its reason:\n%s", r.stdout)
+	}
+	for _, name := range []string{"default", "shard_1"} {
+		if n := pgtest.QueryValue[int64](t, c.URL[name], "SELECT count(*) FROM pwb_tenant_schema_version WHERE version_id > 0"); n == 0 {
+			t.Errorf("%s was not migrated although only shard_2 failed", name)
+		}
+	}
+}
+
+func TestDBMigrate_OneShard(t *testing.T) {
+	t.Parallel()
+	c := pgtest.StartCluster(t, 2)
+	mustPWB(t, c.ConfigPath, "db", "migrate", "--shard", "shard_1")
+	if got := tables(t, c.URL["shard_1"]); len(got) == 0 {
+		t.Error("shard_1 not migrated")
+	}
+	if got := tables(t, c.URL["shard_2"]); len(got) != 0 {
+		t.Errorf("shard_2 should be untouched, has %v", got)
+	}
+	wantRefused(t, pwb(t, c.ConfigPath, "db", "migrate", "--shard", "shard_9"), "shard_9: not configured")
+}
+
+func TestDBCreate_CreatesMissingDatabases(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t, 1)[0]
+	cfg := pgtest.WriteConfig(t,
+		pgtest.Shard{Key: "primary", Server: srv, DB: "fresh_primary"},
+		pgtest.Shard{Key: "shard_1", Server: srv, DB: "fresh shard \"1\""},
+	)
+	out := mustPWB(t, cfg, "db", "create")
+	if strings.Count(out, "created") != 2 {
+		t.Errorf("want two databases created:\n%s", out)
+	}
+	out = mustPWB(t, cfg, "db", "create")
+	if strings.Count(out, "already exists") != 2 {
+		t.Errorf("second create should find both:\n%s", out)
+	}
+	mustPWB(t, cfg, "db", "migrate")
+
+	srv.Stop(context.Background(), true)
+	r := pwb(t, cfg, "db", "create")
+	wantRefused(t, r, "2 of 2 databases could not be created")
+	if !strings.Contains(r.stdout, "connection refused") {
+		t.Errorf("the reason should be shown per shard:\n%s", r.stdout)
+	}
+	r = pwb(t, cfg, "db", "status")
+	wantRefused(t, r, "2 of 2 shards could not be read")
+	if !strings.Contains(r.stdout, "NO: ") {
+		t.Errorf("status should mark unreachable shards:\n%s", r.stdout)
+	}
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propertywebbuilder/pwb/internal/sharding"
+)
+
+func (a *app) shardingCommand() *cobra.Command {
+	return group("sharding", "Shard operations: list shards, provision tenants",
+		a.shardingListCommand(),
+		&cobra.Command{
+			Use:   "provision TENANT SHARD",
+			Short: "Assign a new, empty tenant to a shard",
+			Long: `Assigns a new, empty tenant (website id or subdomain) to a shard. Refuses,
+changing nothing, if the tenant already has data (use 'pwb sharding migrate'),
+is not active, or the shard is unknown, unreachable or not migrated.`,
+			Args: exactArgs("TENANT", "SHARD"),
+			RunE: func(_ *cobra.Command, args []string) error {
+				set, err := a.shards()
+				if err != nil {
+					return err
+				}
+				w, err := sharding.Provision(a.ctx, set, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Tenant %d (%s) is now on shard %s\n", w.ID, w.Subdomain, w.ShardName)
+				return nil
+			},
+		},
+	)
+}
+
+func (a *app) shardingListCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List shards with their databases and tenant counts",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			set, err := a.shards()
+			if err != nil {
+				return err
+			}
+			infos, err := sharding.List(a.ctx, set)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(infos)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tTENANTS\tPREMIUM")
+			missing := 0
+			for _, s := range infos {
+				name, reach := s.Name, "yes"
+				switch {
+				case !s.Configured:
+					missing++
+					name, reach = s.Name+" !! NOT CONFIGURED", "-"
+				case !s.Reachable:
+					reach = "NO: " + s.Error
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if missing > 0 {
+				fmt.Fprintf(a.stdout, "WARNING: %d shard name(s) used by tenants are missing from the configuration; those tenants are unavailable.\n", missing)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

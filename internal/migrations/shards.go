@@ -1,0 +1,154 @@
+package migrations
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// DefaultParallel is how many shards are migrated at once unless told
+// otherwise. Migrations wait mostly on the servers (locks, commits, round
+// trips), so more shards than cores run well side by side.
+const DefaultParallel = 8
+
+// Result is the outcome of migrating one shard.
+type Result struct {
+	Shard         string        `json:"shard"`
+	Database      string        `json:"database"`
+	Addr          string        `json:"addr"`
+	GlobalApplied int           `json:"global_applied"` // primary only
+	TenantApplied int           `json:"tenant_applied"`
+	Duration      time.Duration `json:"-"`
+	Err           error         `json:"-"`
+}
+
+// Applied is how many migrations the shard received.
+func (r Result) Applied() int { return r.GlobalApplied + r.TenantApplied }
+
+// Options select and pace a run over shards.
+type Options struct {
+	Shards   []string // empty: every configured shard
+	Parallel int      // <= 0: DefaultParallel
+}
+
+// MigrateShards brings every selected shard up to date: the global set on
+// primary, the tenant set everywhere. At most opts.Parallel shards run at
+// once. A failing shard does not stop the others; each shard's result is
+// passed to done as it finishes (from one goroutine at a time) and all are
+// returned in the order of opts.Shards.
+func MigrateShards(ctx context.Context, set *shard.Set, opts Options, done func(Result)) []Result {
+	names := opts.Shards
+	if len(names) == 0 {
+		names = set.Names()
+	}
+	return forEachShard(ctx, names, opts.Parallel, done, func(ctx context.Context, name string) Result {
+		return migrateShard(ctx, set, name)
+	})
+}
+
+func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
+	start := time.Now()
+	r := Result{Shard: name}
+	sh, err := set.Shard(name)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Database, r.Addr = sh.Database, sh.Addr()
+	pool, err := set.Pool(name)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	if name == shard.Default {
+		if r.GlobalApplied, err = Up(ctx, pool, Global); err != nil {
+			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
+			return r
+		}
+	}
+	r.TenantApplied, err = Up(ctx, pool, Tenant)
+	r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
+	return r
+}
+
+// forEachShard runs fn for every name with at most parallel at once and
+// collects the results in the order of names.
+func forEachShard[R any](ctx context.Context, names []string, parallel int, done func(R), fn func(context.Context, string) R) []R {
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	results := make([]R, len(names))
+	sem := make(chan struct{}, parallel)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := fn(ctx, name)
+			results[i] = r
+			if done != nil {
+				mu.Lock()
+				done(r)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// ShardStatus is where one shard's schema stands.
+type ShardStatus struct {
+	Shard     string `json:"shard"`
+	Database  string `json:"database"`
+	Addr      string `json:"addr"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	Global    *State `json:"global,omitempty"` // primary only
+	Tenant    *State `json:"tenant,omitempty"`
+	Pending   int    `json:"pending"`
+}
+
+// StatusTimeout bounds how long one shard may take to answer a status query.
+const StatusTimeout = 5 * time.Second
+
+// ShardsStatus reads the schema state of every configured shard concurrently.
+// An unreachable shard is reported as such; it never hides the others.
+func ShardsStatus(ctx context.Context, set *shard.Set) []ShardStatus {
+	return forEachShard(ctx, set.Names(), len(set.Names()), nil, func(ctx context.Context, name string) ShardStatus {
+		ctx, cancel := context.WithTimeout(ctx, StatusTimeout)
+		defer cancel()
+		sh, _ := set.Shard(name)
+		st := ShardStatus{Shard: name, Database: sh.Database, Addr: sh.Addr()}
+		pool, err := set.Pool(name)
+		if err == nil {
+			_, err = set.Ping(ctx, name)
+		}
+		if err != nil {
+			st.Error = shard.Unwrap(err).Error()
+			return st
+		}
+		st.Reachable = true
+		sets := []Set{Tenant}
+		if name == shard.Default {
+			sets = []Set{Global, Tenant}
+		}
+		for _, s := range sets {
+			state, err := Status(ctx, pool, s)
+			if err != nil {
+				st.Error = err.Error()
+				return st
+			}
+			st.Pending += state.Pending
+			if s.Name == Global.Name {
+				st.Global = &state
+			} else {
+				st.Tenant = &state
+			}
+		}
+		return st
+	})
+}

@@ -1,0 +1,226 @@
+// Package pgtest gives tests throw-away PostgreSQL servers started from the
+// machine's own binaries through pglocal. Every test that needs a database uses
+// it, so there is one way to get one: real, isolated, and cleaned up even when
+// the test fails. Under CI=true a machine without the binaries fails the test
+// instead of skipping it, so a green CI always means the database tests ran.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/propertywebbuilder/pwb/internal/pglocal"
+)
+
+// RequireBinaries skips the test when PostgreSQL is not installed, or fails it under CI=true.
+func RequireBinaries(t testing.TB) {
+	t.Helper()
+	if _, err := pglocal.FindBinaries(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v: `make test` installs them", err)
+		}
+		t.Skipf("%v (run `make test`, which installs them)", err)
+	}
+}
+
+var (
+	templateOnce sync.Once
+	templateDir  string
+	templateErr  error
+)
+
+// template initialises one data folder per test process; every server is a
+// copy of it, which is several times faster than initdb for each.
+func template() (string, error) {
+	templateOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pwb-pgtemplate-")
+		if err != nil {
+			templateErr = err
+			return
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			templateErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := pglocal.New(ctx, pglocal.Options{Dir: dir}); err != nil {
+			templateErr = err
+			return
+		}
+		templateDir = dir
+	})
+	return templateDir, templateErr
+}
+
+// Options for Start.
+type Options struct {
+	MaxConnections int
+}
+
+// Start starts n throw-away servers in parallel and stops and removes them
+// when the test ends.
+func Start(t testing.TB, n int, opts ...Options) []*pglocal.Server {
+	t.Helper()
+	RequireBinaries(t)
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	tmpl, err := template()
+	if err != nil {
+		t.Fatalf("preparing PostgreSQL template: %v", err)
+	}
+	servers := make([]*pglocal.Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { servers[i], errs[i] = startCopy(t, tmpl, o) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return servers
+}
+
+func startCopy(t testing.TB, tmpl string, o Options) (*pglocal.Server, error) {
+	dir, err := os.MkdirTemp("", "pwb-pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "cp", "-a", filepath.Join(tmpl, "data"), filepath.Join(dir, "data")).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("copying PostgreSQL template: %v: %s", err, out)
+	}
+	srv, err := pglocal.Adopt(pglocal.Options{Dir: dir, ForTests: true, MaxConnections: o.MaxConnections})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := srv.Stop(ctx, true); err != nil {
+			t.Logf("stopping test PostgreSQL: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	if err := srv.Start(ctx); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// CreateDatabase creates database name on srv and returns its URL.
+func CreateDatabase(t testing.TB, srv *pglocal.Server, name string) string {
+	t.Helper()
+	Exec(t, srv.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	return srv.URL(name)
+}
+
+// Exec runs SQL statements against url, failing the test on error.
+func Exec(t testing.TB, url string, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("executing %q: %v", sql, err)
+	}
+}
+
+// QueryValue returns the single value of a one-row, one-column query.
+func QueryValue[T any](t testing.TB, url string, sql string, args ...any) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var v T
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		t.Fatalf("querying %q: %v", sql, err)
+	}
+	return v
+}
+
+// Shard names one database of a test config.
+type Shard struct {
+	Key    string // YAML key: "primary", "shard_1", ...
+	Server *pglocal.Server
+	DB     string
+}
+
+// WriteConfig writes a database.yml with a `test` environment for the given
+// shards and returns its path.
+func WriteConfig(t testing.TB, shards ...Shard) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("test:\n")
+	for _, s := range shards {
+		fmt.Fprintf(&b, "  %s:\n    host: 127.0.0.1\n    port: %d\n    username: %s\n    database: %s\n    sslmode: disable\n",
+			s.Key, s.Server.Port(), pglocal.User, s.DB)
+		if s.Key != "primary" {
+			b.WriteString("    migrations_paths: db/migrate_tenants\n")
+		}
+	}
+	path := filepath.Join(t.TempDir(), "database.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Cluster is a throw-away platform: primary plus tenant shards, each on its
+// own server, with databases created (not migrated) and a config written.
+type Cluster struct {
+	Servers    []*pglocal.Server
+	ConfigPath string
+	// URL of each shard's database by logical name ("default", "shard_1", ...).
+	URL map[string]string
+	// Database name of each shard by logical name.
+	Database map[string]string
+}
+
+// StartCluster starts 1+shards servers: primary and shard_1..shard_N.
+func StartCluster(t testing.TB, shards int) *Cluster {
+	t.Helper()
+	servers := Start(t, 1+shards)
+	c := &Cluster{Servers: servers, URL: map[string]string{}, Database: map[string]string{}}
+	var cfg []Shard
+	for i, srv := range servers {
+		key, name, db := "primary", "default", "pwb_test_primary"
+		if i > 0 {
+			key = fmt.Sprintf("shard_%d", i)
+			name, db = key, "pwb_test_"+key
+		}
+		c.URL[name] = CreateDatabase(t, srv, db)
+		c.Database[name] = db
+		cfg = append(cfg, Shard{Key: key, Server: srv, DB: db})
+	}
+	c.ConfigPath = WriteConfig(t, cfg...)
+	return c
+}

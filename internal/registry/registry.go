@@ -1,0 +1,261 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound = errors.New("no such tenant")
+	ErrConflict = errors.New("already taken")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Tiers and statuses.
+const (
+	TierStandard = "standard"
+	TierPremium  = "premium"
+
+	StatusActive      = "active"
+	StatusReadOnly    = "read_only"
+	StatusMaintenance = "maintenance"
+)
+
+// Website is one tenant.
+type Website struct {
+	ID           int64     `json:"id"`
+	Subdomain    string    `json:"subdomain"`
+	CustomDomain string    `json:"custom_domain,omitempty"`
+	Name         string    `json:"name"`
+	Tier         string    `json:"tier"`
+	ShardName    string    `json:"shard_name"`
+	Status       string    `json:"status"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Querier is what registry functions run on: a pool, a connection or a
+// transaction, so callers can compose them inside their own transaction.
+type Querier interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+const columns = "id, subdomain, COALESCE(custom_domain, ''), name, tier, shard_name, status, created_at, updated_at"
+
+func scan(row pgx.Row) (Website, error) {
+	var w Website
+	err := row.Scan(&w.ID, &w.Subdomain, &w.CustomDomain, &w.Name, &w.Tier, &w.ShardName, &w.Status, &w.CreatedAt, &w.UpdatedAt)
+	return w, err
+}
+
+// reserved subdomains belong to the platform itself.
+var reserved = map[string]bool{}
+
+func init() {
+	for _, s := range strings.Fields(`admin administrator api app apps assets auth billing blog cdn
+		dashboard dev docs email ftp help imap img login mail media metrics mx ns ns1 ns2 platform
+		pop pop3 portal pwb root secure site-admin smtp sso staging static status support system
+		test webmail www www1 www2 autodiscover localhost`) {
+		reserved[s] = true
+	}
+}
+
+var subdomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// NormalizeSubdomain lower-cases and checks a subdomain: lower-case letters,
+// digits and hyphens, 2 to 63 characters, not starting or ending with a hyphen,
+// and not reserved for the platform.
+func NormalizeSubdomain(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch {
+	case s == "":
+		return "", fmt.Errorf("%w subdomain: must not be empty", ErrInvalid)
+	case len(s) < 2 || len(s) > 63:
+		return "", fmt.Errorf("%w subdomain %q: must be 2 to 63 characters", ErrInvalid, s)
+	case !subdomainRE.MatchString(s):
+		return "", fmt.Errorf("%w subdomain %q: use only lower-case letters, digits and hyphens, not starting or ending with a hyphen", ErrInvalid, s)
+	case reserved[s]:
+		return "", fmt.Errorf("%w subdomain %q: reserved for the platform", ErrInvalid, s)
+	}
+	return s, nil
+}
+
+// New describes a website to create.
+type New struct {
+	Subdomain    string
+	CustomDomain string
+	Name         string
+	Tier         string // default standard
+	ShardName    string // default "default"
+}
+
+// Validate normalises and checks n.
+func (n *New) Validate() error {
+	var err error
+	if n.Subdomain, err = NormalizeSubdomain(n.Subdomain); err != nil {
+		return err
+	}
+	n.Name = strings.TrimSpace(n.Name)
+	if n.Name == "" {
+		return fmt.Errorf("%w name: must not be empty", ErrInvalid)
+	}
+	if len([]rune(n.Name)) > 200 {
+		return fmt.Errorf("%w name: at most 200 characters", ErrInvalid)
+	}
+	if n.Tier == "" {
+		n.Tier = TierStandard
+	}
+	if n.Tier != TierStandard && n.Tier != TierPremium {
+		return fmt.Errorf("%w tier %q: must be standard or premium", ErrInvalid, n.Tier)
+	}
+	if n.ShardName == "" {
+		n.ShardName = "default"
+	}
+	n.CustomDomain = strings.ToLower(strings.TrimSpace(n.CustomDomain))
+	return nil
+}
+
+// Create inserts a website.
+func Create(ctx context.Context, q Querier, n New) (Website, error) {
+	if err := n.Validate(); err != nil {
+		return Website{}, err
+	}
+	var custom any
+	if n.CustomDomain != "" {
+		custom = n.CustomDomain
+	}
+	w, err := scan(q.QueryRow(ctx, `INSERT INTO websites (subdomain, custom_domain, name, tier, shard_name)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+columns, n.Subdomain, custom, n.Name, n.Tier, n.ShardName))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		if strings.Contains(pgErr.ConstraintName, "custom_domain") {
+			return Website{}, fmt.Errorf("custom domain %q: %w by another tenant", n.CustomDomain, ErrConflict)
+		}
+		return Website{}, fmt.Errorf("subdomain %q: %w by another tenant", n.Subdomain, ErrConflict)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("creating tenant %q: %w", n.Subdomain, err)
+	}
+	return w, nil
+}
+
+// Get returns the website with the given id.
+func Get(ctx context.Context, q Querier, id int64) (Website, error) {
+	w, err := scan(q.QueryRow(ctx, "SELECT "+columns+" FROM websites WHERE id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Website{}, fmt.Errorf("tenant %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("reading tenant %d: %w", id, err)
+	}
+	return w, nil
+}
+
+// Find resolves an operator's reference to a tenant: a numeric website id or
+// a subdomain.
+func Find(ctx context.Context, q Querier, ref string) (Website, error) {
+	ref = strings.TrimSpace(ref)
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return Get(ctx, q, id)
+	}
+	w, err := scan(q.QueryRow(ctx, "SELECT "+columns+" FROM websites WHERE lower(subdomain) = lower($1)", ref))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Website{}, fmt.Errorf("tenant %q: %w (give a website id or subdomain; see `pwb tenants list`)", ref, ErrNotFound)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("reading tenant %q: %w", ref, err)
+	}
+	return w, nil
+}
+
+// List returns every website ordered by id.
+func List(ctx context.Context, q Querier) ([]Website, error) {
+	rows, err := q.Query(ctx, "SELECT "+columns+" FROM websites ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants: %w", err)
+	}
+	ws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Website, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants: %w", err)
+	}
+	return ws, nil
+}
+
+// LockForUpdate reads a website inside tx and locks its row until tx ends, so
+// concurrent shard changes of one tenant are serialised.
+func LockForUpdate(ctx context.Context, tx pgx.Tx, id int64) (Website, error) {
+	w, err := scan(tx.QueryRow(ctx, "SELECT "+columns+" FROM websites WHERE id = $1 FOR UPDATE", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Website{}, fmt.Errorf("tenant %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("locking tenant %d: %w", id, err)
+	}
+	return w, nil
+}
+
+// SetShard points a website at another shard.
+func SetShard(ctx context.Context, q Querier, id int64, shardName string) error {
+	tag, err := q.Exec(ctx, "UPDATE websites SET shard_name = $2, updated_at = now() WHERE id = $1", id, shardName)
+	if err != nil {
+		return fmt.Errorf("setting shard of tenant %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("tenant %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SetStatus changes a website's status.
+func SetStatus(ctx context.Context, q Querier, id int64, status string) error {
+	switch status {
+	case StatusActive, StatusReadOnly, StatusMaintenance:
+	default:
+		return fmt.Errorf("%w status %q: must be active, read_only or maintenance", ErrInvalid, status)
+	}
+	tag, err := q.Exec(ctx, "UPDATE websites SET status = $2, updated_at = now() WHERE id = $1", id, status)
+	if err != nil {
+		return fmt.Errorf("setting status of tenant %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("tenant %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ShardCount is how many tenants reference a shard.
+type ShardCount struct {
+	Tenants int
+	Premium int
+}
+
+// CountByShard counts tenants per referenced shard name.
+func CountByShard(ctx context.Context, q Querier) (map[string]ShardCount, error) {
+	rows, err := q.Query(ctx, `SELECT shard_name, count(*), count(*) FILTER (WHERE tier = 'premium')
+		FROM websites GROUP BY shard_name`)
+	if err != nil {
+		return nil, fmt.Errorf("counting tenants per shard: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]ShardCount{}
+	for rows.Next() {
+		var name string
+		var c ShardCount
+		if err := rows.Scan(&name, &c.Tenants, &c.Premium); err != nil {
+			return nil, err
+		}
+		out[name] = c
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,180 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/propertywebbuilder/pwb/internal/config"
+)
+
+// Default is the logical name of the primary shard.
+const Default = "default"
+
+// ErrNotConfigured means a shard name is not in the configuration.
+var ErrNotConfigured = errors.New("shard is not configured")
+
+// DefaultConnectTimeout bounds connecting to a shard, so a shard that is down
+// is reported quickly instead of hanging the caller.
+const DefaultConnectTimeout = 5 * time.Second
+
+// Set is the process's one pool per shard.
+type Set struct {
+	cfg *config.Config
+
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+// NewSet returns a Set for cfg. No connection is made until a pool is used.
+func NewSet(cfg *config.Config) *Set {
+	return &Set{cfg: cfg, pools: map[string]*pgxpool.Pool{}}
+}
+
+// Config is the configuration the set was built from.
+func (s *Set) Config() *config.Config { return s.cfg }
+
+// Names lists the configured shards, default first.
+func (s *Set) Names() []string { return s.cfg.ShardNames() }
+
+// Shard returns a shard's configuration.
+func (s *Set) Shard(name string) (config.Shard, error) {
+	sh, ok := s.cfg.Shard(name)
+	if !ok {
+		return config.Shard{}, fmt.Errorf("shard %q: %w", name, ErrNotConfigured)
+	}
+	return sh, nil
+}
+
+// Pool returns the shard's pool, opening it on first use. Opening does not
+// connect; the first query does.
+func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
+	sh, err := s.Shard(name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[name]; ok {
+		return p, nil
+	}
+	pc, err := PoolConfig(sh)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("shard %q: opening pool: %w", name, err)
+	}
+	s.pools[name] = p
+	return p, nil
+}
+
+// Primary returns the pool of the default shard, which also holds the registry.
+func (s *Set) Primary() (*pgxpool.Pool, error) { return s.Pool(Default) }
+
+// PoolConfig turns a shard's configuration into a pgx pool configuration.
+func PoolConfig(sh config.Shard) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(sh.ConnString())
+	if err != nil {
+		return nil, fmt.Errorf("shard %q: %w", sh.Name, err)
+	}
+	if sh.Pool > 0 {
+		pc.MaxConns = int32(sh.Pool)
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "pwb"
+	}
+	return pc, nil
+}
+
+// Ping checks that the shard answers, and how fast.
+func (s *Set) Ping(ctx context.Context, name string) (time.Duration, error) {
+	p, err := s.Pool(name)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := p.Ping(ctx); err != nil {
+		return 0, Unwrap(err)
+	}
+	return time.Since(start), nil
+}
+
+// Close closes every pool opened so far.
+func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, p := range s.pools {
+		p.Close()
+		delete(s.pools, name)
+	}
+}
+
+// CreateDatabase creates the shard's database on its server if it does not
+// exist yet, and reports whether it created it. It connects to the server's
+// `postgres` maintenance database with the shard's credentials.
+func CreateDatabase(ctx context.Context, sh config.Shard) (bool, error) {
+	cc, err := pgx.ParseConfig(sh.WithDatabase("postgres").ConnString())
+	if err != nil {
+		return false, fmt.Errorf("shard %q: %w", sh.Name, err)
+	}
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = DefaultConnectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return false, fmt.Errorf("connecting to %s: %w", sh.Addr(), Unwrap(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", sh.Database).Scan(&exists); err != nil {
+		return false, fmt.Errorf("looking for database %s on %s: %w", sh.Database, sh.Addr(), err)
+	}
+	if exists {
+		return false, nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{sh.Database}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by someone else
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating database %s on %s: %w", sh.Database, sh.Addr(), err)
+	}
+	return true, nil
+}
+
+// Unwrap shortens pgx's connect errors, which repeat the connection string
+// and may span lines, to their cause on one line, so operators get a readable
+// reason ("connect: connection refused").
+func Unwrap(err error) error {
+	var ce *pgconn.ConnectError
+	if err == nil || !errors.As(err, &ce) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr
+	}
+	cause := ce.Unwrap()
+	if cause == nil {
+		cause = ce
+	}
+	return errors.New(strings.Join(strings.Fields(cause.Error()), " "))
+}

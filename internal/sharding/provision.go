@@ -1,0 +1,105 @@
+package sharding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
+)
+
+// ErrRefused marks an operation refused before anything changed.
+var ErrRefused = errors.New("refused")
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
+}
+
+// Provision assigns a new, empty tenant to a shard. It refuses, changing
+// nothing, when the tenant is unknown or not active, the shard is unknown,
+// unreachable or not migrated, the tenant is already there, or the tenant
+// already has rows on its current shard (that is a move: `pwb sharding
+// migrate`) or leftover rows on the target. The registry row stays locked
+// from the checks to the update, so two provisions of one tenant cannot race.
+func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (registry.Website, error) {
+	primary, err := set.Primary()
+	if err != nil {
+		return registry.Website{}, err
+	}
+	found, err := registry.Find(ctx, primary, tenantRef)
+	if err != nil {
+		return registry.Website{}, asRefusal(shard.Unwrap(err))
+	}
+	targetPool, err := set.Pool(target)
+	if err != nil {
+		return registry.Website{}, refuse("shard %q is not configured (configured: %v)", target, set.Names())
+	}
+
+	var out registry.Website
+	err = pgx.BeginFunc(ctx, primary, func(tx pgx.Tx) error {
+		w, err := registry.LockForUpdate(ctx, tx, found.ID)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("tenant %d (%s)", w.ID, w.Subdomain)
+		if w.Status != registry.StatusActive {
+			return refuse("%s is %s, not active", name, w.Status)
+		}
+		if w.ShardName == target {
+			return refuse("%s is already on shard %q", name, target)
+		}
+		if _, err := set.Ping(ctx, target); err != nil {
+			return refuse("shard %q is unreachable: %v", target, err)
+		}
+		state, err := migrations.Status(ctx, targetPool, migrations.Tenant)
+		if err != nil {
+			return refuse("shard %q: %v", target, err)
+		}
+		if state.Pending > 0 {
+			return refuse("shard %q has %d pending tenant migrations: run `pwb db migrate --shard %s` first", target, state.Pending, target)
+		}
+		current, err := tenant.Resolve(set, w)
+		if err != nil {
+			return refuse("%v: cannot check that it is empty", err)
+		}
+		if _, err := set.Ping(ctx, current.Shard); err != nil {
+			return refuse("%s: its current shard %q is unreachable, so it cannot be checked for data: %v", name, current.Shard, err)
+		}
+		hasRows, err := tenant.HasRows(ctx, current, w.ID)
+		if err != nil {
+			return err
+		}
+		if hasRows {
+			return refuse("%s already has data on shard %q: use `pwb sharding migrate %d %s` to move it", name, w.ShardName, w.ID, target)
+		}
+		leftovers, err := tenant.HasRows(ctx, targetPool, w.ID)
+		if err != nil {
+			return err
+		}
+		if leftovers {
+			return refuse("shard %q already holds rows of %s (left over from an earlier move?): remove them before provisioning", target, name)
+		}
+		if err := registry.SetShard(ctx, tx, w.ID, target); err != nil {
+			return err
+		}
+		out, err = registry.Get(ctx, tx, w.ID)
+		return err
+	})
+	if err != nil {
+		return registry.Website{}, asRefusal(err)
+	}
+	return out, nil
+}
+
+// asRefusal marks an unknown tenant as a refusal; other errors pass as they are.
+func asRefusal(err error) error {
+	if errors.Is(err, registry.ErrNotFound) && !errors.Is(err, ErrRefused) {
+		return refuse("%v", err)
+	}
+	return err
+}
