@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/devenv"
+	"github.com/propertywebbuilder/pwb/internal/pglocal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -27,10 +29,31 @@ func (a *app) devCommand() *cobra.Command {
 databases, creates two demo tenants, and keeps running until Ctrl-C, then stops
 the servers. Running it again reuses the data.`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error { return a.dev(dir) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("dir") {
+				dir = a.defaultDevDir()
+			}
+			return a.dev(dir)
+		},
 	}
 	c.Flags().StringVar(&dir, "dir", DefaultDevDir, "where the local servers keep their data")
 	return c
+}
+
+// defaultDevDir is .pwb/dev in the working folder, unless the postgres
+// system user cannot reach it (a checkout under /root, say): then a folder
+// under /var/lib/pwb named after the checkout, so `make dev` works anywhere.
+func (a *app) defaultDevDir() string {
+	if pglocal.Reachable(DefaultDevDir) == nil {
+		return DefaultDevDir
+	}
+	abs, err := filepath.Abs(DefaultDevDir)
+	if err != nil {
+		return DefaultDevDir
+	}
+	alt := filepath.Join("/var/lib/pwb", strings.ReplaceAll(strings.Trim(filepath.Dir(filepath.Dir(abs)), "/"), "/", "_"), "dev")
+	fmt.Fprintf(a.stdout, "Note: the postgres system user cannot reach %s; keeping the data in %s instead.\n", abs, alt)
+	return alt
 }
 
 func (a *app) dev(dir string) error {
@@ -76,7 +99,7 @@ func (a *app) dev(dir string) error {
 	for _, w := range tenants {
 		fmt.Fprintf(a.stdout, "  %-10s %-20s %-8s on %s\n", w.Subdomain, w.Name, w.Tier, w.ShardName)
 	}
-	fmt.Fprintln(a.stdout, "\nTry: go run ./cmd/pwb sharding list    (Ctrl-C here stops the servers)")
+	fmt.Fprintln(a.stdout, "\nIn another terminal: ./bin/pwb sharding list   (Ctrl-C here stops the servers)")
 	<-a.ctx.Done()
 	return nil
 }

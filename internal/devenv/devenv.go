@@ -30,6 +30,9 @@ type Stack struct {
 // Start starts (initialising on first use) a server for every distinct
 // host:port of cfg under dir. Every entry must point at a loopback host.
 func Start(ctx context.Context, cfg *config.Config, dir string) (*Stack, error) {
+	if err := pglocal.Reachable(dir); err != nil {
+		return nil, fmt.Errorf("%v: run pwb dev --dir with a folder outside it, e.g. --dir /var/lib/pwb/dev", err)
+	}
 	byAddr := map[string]int{}
 	st := &Stack{}
 	for _, sh := range cfg.Shards {

@@ -43,9 +43,19 @@ type Server struct {
 	port int
 }
 
-// FindBinaries returns the folder holding initdb and pg_ctl, preferring the
-// newest version under /usr/lib/postgresql, then PATH.
-var FindBinaries = sync.OnceValues(func() (string, error) {
+// BinDir, when set, is the folder of the server binaries to use instead of
+// searching for them (for a machine with several PostgreSQL versions).
+var BinDir string
+
+// FindBinaries returns the folder holding initdb and pg_ctl: BinDir if set,
+// else the newest version under /usr/lib/postgresql, then PATH.
+func FindBinaries() (string, error) {
+	if BinDir != "" {
+		if isExec(filepath.Join(BinDir, "initdb")) && isExec(filepath.Join(BinDir, "pg_ctl")) {
+			return BinDir, nil
+		}
+		return "", fmt.Errorf("%w (looked in %s)", ErrNoBinaries, BinDir)
+	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
 	for _, d := range dirs {
@@ -60,7 +70,7 @@ var FindBinaries = sync.OnceValues(func() (string, error) {
 		}
 	}
 	return "", ErrNoBinaries
-})
+}
 
 func pgMajor(binDir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
@@ -307,6 +317,35 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Reachable reports whether the user the server runs as can reach dir: every
+// parent folder must be searchable by it, which a home folder such as /root
+// is not. Folders that do not exist yet are fine, since New creates them
+// world-searchable.
+func Reachable(dir string) error {
+	as, err := serverUser()
+	if err != nil || as == nil {
+		return err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	d := dir
+	for {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		d = filepath.Dir(d)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `test -x "$1"`, "sh", d)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as.cred}
+	cmd.Dir = as.home
+	if cmd.Run() != nil {
+		return fmt.Errorf("the postgres system user cannot reach %s (a folder on the way is not searchable)", dir)
+	}
+	return nil
 }
 
 func lastLine(out []byte) string {

@@ -5,7 +5,11 @@
 -- Primary keys are application-generated UUIDv7, so rows never collide
 -- across shards.
 
+-- The Up section is one statement block so the schema reaches a remote shard
+-- in one round trip instead of one per statement.
+
 -- +goose Up
+-- +goose StatementBegin
 CREATE TABLE agencies (
     id          uuid PRIMARY KEY,
     website_id  bigint NOT NULL UNIQUE,
@@ -115,6 +119,7 @@ CREATE TABLE messages (
         ON DELETE SET NULL (property_id)
 );
 CREATE INDEX messages_inbox_idx ON messages (website_id, created_at DESC);
+-- +goose StatementEnd
 
 -- +goose Down
 DROP TABLE messages;

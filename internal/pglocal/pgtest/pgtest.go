@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,9 +23,13 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
 )
 
-// RequireBinaries skips the test when PostgreSQL is not installed, or fails it under CI=true.
+// RequireBinaries skips the test when PostgreSQL is not installed, or fails
+// it under CI=true. PWB_PG_BIN selects the binaries' folder.
 func RequireBinaries(t testing.TB) {
 	t.Helper()
+	if d := os.Getenv("PWB_PG_BIN"); d != "" {
+		pglocal.BinDir = d
+	}
 	if _, err := pglocal.FindBinaries(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true and %v: `make test` installs them", err)
@@ -38,15 +44,29 @@ var (
 	templateErr  error
 )
 
-// template initialises one data folder per test process; every server is a
-// copy of it, which is several times faster than initdb for each.
+// template returns an initialised data folder that every test server is a
+// copy of, which is several times faster than running initdb for each. It is
+// kept in the temp folder, one per PostgreSQL version, and shared by every
+// test process: a new one is built aside and renamed into place, so processes
+// racing to build it never see half of one.
 func template() (string, error) {
 	templateOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pwb-pgtemplate-")
+		bin, err := pglocal.FindBinaries()
 		if err != nil {
 			templateErr = err
 			return
 		}
+		final := filepath.Join(os.TempDir(), "pwb-pgtemplate-"+strings.ReplaceAll(strings.Trim(bin, "/"), "/", "_"))
+		if _, err := os.Stat(filepath.Join(final, "data", "PG_VERSION")); err == nil {
+			templateDir = final
+			return
+		}
+		dir, err := os.MkdirTemp("", "pwb-pgtemplate-new-")
+		if err != nil {
+			templateErr = err
+			return
+		}
+		defer os.RemoveAll(dir) // gone after a successful rename
 		if err := os.Chmod(dir, 0o755); err != nil {
 			templateErr = err
 			return
@@ -57,7 +77,13 @@ func template() (string, error) {
 			templateErr = err
 			return
 		}
-		templateDir = dir
+		if err := os.Rename(dir, final); err != nil {
+			if _, statErr := os.Stat(filepath.Join(final, "data", "PG_VERSION")); statErr != nil {
+				templateErr = fmt.Errorf("installing PostgreSQL template: %w", err)
+				return
+			}
+		}
+		templateDir = final
 	})
 	return templateDir, templateErr
 }
@@ -65,6 +91,9 @@ func template() (string, error) {
 // Options for Start.
 type Options struct {
 	MaxConnections int
+	// Durable keeps fsync on, for benchmarks that should see commit costs
+	// as production does.
+	Durable bool
 }
 
 // Start starts n throw-away servers in parallel and stops and removes them
@@ -109,12 +138,20 @@ func startCopy(t testing.TB, tmpl string, o Options) (*pglocal.Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("copying PostgreSQL template: %v: %s", err, out)
 	}
-	srv, err := pglocal.Adopt(pglocal.Options{Dir: dir, ForTests: true, MaxConnections: o.MaxConnections})
+	srv, err := pglocal.Adopt(pglocal.Options{Dir: dir, ForTests: !o.Durable, MaxConnections: o.MaxConnections})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	watchdog := exec.Command("/bin/sh", "-c", watchdogScript, "watchdog", strconv.Itoa(os.Getpid()), dir, srv.DataDir())
+	watchdog.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // survives a Ctrl-C of the test run
+	if err := watchdog.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting the test server's watchdog: %w", err)
+	}
 	t.Cleanup(func() {
+		watchdog.Process.Kill()
+		watchdog.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := srv.Stop(ctx, true); err != nil {
@@ -127,6 +164,19 @@ func startCopy(t testing.TB, tmpl string, o Options) (*pglocal.Server, error) {
 	}
 	return srv, nil
 }
+
+// watchdogScript stops a test server and removes its folder once the test
+// process is gone without having cleaned up (killed, or timed out), so no
+// test run leaves servers behind. Arguments: test pid, folder, data folder.
+const watchdogScript = `
+while [ -d /proc/$1 ]; do sleep 1; done
+pid=$(head -n 1 "$3/postmaster.pid" 2>/dev/null)
+if [ -n "$pid" ]; then
+  kill -QUIT "$pid" 2>/dev/null
+  while [ -d "/proc/$pid" ]; do sleep 0.2; done
+fi
+rm -rf "$2"
+`
 
 // CreateDatabase creates database name on srv and returns its URL.
 func CreateDatabase(t testing.TB, srv *pglocal.Server, name string) string {
@@ -172,6 +222,7 @@ type Shard struct {
 	Key    string // YAML key: "primary", "shard_1", ...
 	Server *pglocal.Server
 	DB     string
+	Port   int // connect here instead of the server's port (a proxy), when set
 }
 
 // WriteConfig writes a database.yml with a `test` environment for the given
@@ -181,8 +232,12 @@ func WriteConfig(t testing.TB, shards ...Shard) string {
 	var b strings.Builder
 	b.WriteString("test:\n")
 	for _, s := range shards {
+		port := s.Port
+		if port == 0 {
+			port = s.Server.Port()
+		}
 		fmt.Fprintf(&b, "  %s:\n    host: 127.0.0.1\n    port: %d\n    username: %s\n    database: %s\n    sslmode: disable\n",
-			s.Key, s.Server.Port(), pglocal.User, s.DB)
+			s.Key, port, pglocal.User, s.DB)
 		if s.Key != "primary" {
 			b.WriteString("    migrations_paths: db/migrate_tenants\n")
 		}

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+)
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// runDev starts `pwb dev` as a process, waits until it says the platform is
+// running, checks it with the CLI, then stops it with Ctrl-C (SIGINT).
+func runDev(t *testing.T, cfg, dir string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := pwbProcess(ctx, cfg, "dev", "--dir", dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Ctrl-C") {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "The local platform is running") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("pwb dev did not come up:\n%s\n%s", out.String(), stderr.String())
+	}
+	list := mustPWB(t, cfg, "sharding", "list")
+	cmd.Process.Signal(os.Interrupt)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("pwb dev exited with %v after Ctrl-C:\n%s\n%s", err, out.String(), stderr.String())
+	}
+	return out.String() + list
+}
+
+func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
+	t.Parallel()
+	pgtest.RequireBinaries(t)
+	ports := freePorts(t, 3)
+	cfg := filepath.Join(t.TempDir(), "database.yml")
+	yml := "test:\n"
+	for i, key := range []string{"primary", "shard_1", "shard_2"} {
+		yml += fmt.Sprintf("  %s:\n    host: 127.0.0.1\n    port: %d\n    username: pwb\n    database: dev_%s\n    sslmode: disable\n", key, ports[i], key)
+	}
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "pwb-devtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Geteuid() == 0 {
+		// A folder the postgres user cannot reach is refused with a way out.
+		r := pwb(t, cfg, "dev", "--dir", filepath.Join(dir, "x"))
+		wantRefused(t, r, "--dir")
+	}
+	os.Chmod(dir, 0o755)
+
+	first := runDev(t, cfg, dir)
+	for _, want := range []string{"created", "migration(s) applied", "acme", "prestige", "premium  on shard_1", "Stopping PostgreSQL"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first run does not say %q:\n%s", want, first)
+		}
+	}
+	// sharding list, taken while it ran: one tenant each on default and shard_1.
+	for _, row := range []string{"default ", "shard_1 ", "shard_2 "} {
+		if !strings.Contains(first, row) {
+			t.Errorf("sharding list lacks %q", row)
+		}
+	}
+	for _, p := range ports {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %d still served after Ctrl-C", p)
+		}
+	}
+
+	second := runDev(t, cfg, dir)
+	if strings.Contains(second, ": created") || strings.Contains(second, "applied") {
+		t.Errorf("second run should reuse the data:\n%s", second)
+	}
+	if strings.Count(second, "already exists") != 3 || strings.Count(second, "already current") != 3 {
+		t.Errorf("second run should find databases and schema in place:\n%s", second)
+	}
+	if !strings.Contains(second, "acme") || !strings.Contains(second, "prestige") {
+		t.Errorf("demo tenants missing on reuse:\n%s", second)
+	}
+}

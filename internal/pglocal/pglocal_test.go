@@ -1,0 +1,190 @@
+package pglocal_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/pglocal"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+)
+
+func TestServer_RestartsOnTheSameData(t *testing.T) {
+	t.Parallel()
+	pgtest.RequireBinaries(t)
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "pwb-pglocal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	srv, err := pglocal.New(ctx, pglocal.Options{Dir: dir, ForTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background(), true) })
+	if !srv.Running(ctx) {
+		t.Fatal("server not running after Start")
+	}
+	if os.Geteuid() == 0 {
+		if user := pgtest.QueryValue[string](t, srv.URL("postgres"), "SELECT usename FROM pg_stat_activity WHERE pid = pg_backend_pid()"); user != pglocal.User {
+			t.Errorf("connected as %s", user)
+		}
+		out, _ := exec.Command("ps", "-o", "user=", "-C", "postgres").Output()
+		if strings.Contains(string(out), "root") {
+			t.Errorf("a postgres process runs as root:\n%s", out)
+		}
+	}
+	pgtest.Exec(t, srv.URL("postgres"), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
+	firstPort := srv.Port()
+	if err := srv.Stop(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Running(ctx) {
+		t.Fatal("server still running after Stop")
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(firstPort), time.Second); err == nil {
+		c.Close()
+		t.Fatal("port still open after Stop")
+	}
+
+	again, err := pglocal.New(ctx, pglocal.Options{Dir: dir, ForTests: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := pgtest.QueryValue[string](t, again.URL("postgres"), "SELECT v FROM kept"); v != "still here" {
+		t.Errorf("after restart: %q", v)
+	}
+	if err := again.Stop(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A test that fails still stops and removes its servers. The failing test
+// runs in a child process, which reports its server's folder and port.
+func TestPgtest_CleansUpAfterAFailingTest(t *testing.T) {
+	t.Parallel()
+	pgtest.RequireBinaries(t)
+	report := filepath.Join(t.TempDir(), "report")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperFailingTest$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "PWB_FAILING_TEST_REPORT="+report)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the child test should have failed:\n%s", out)
+	}
+	data, rerr := os.ReadFile(report)
+	if rerr != nil {
+		t.Fatalf("child did not report: %v\n%s", rerr, out)
+	}
+	dataDir, port, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("data folder %s left behind (%v)", dataDir, err)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+		c.Close()
+		t.Errorf("server on port %s still running", port)
+	}
+}
+
+func TestHelperFailingTest(t *testing.T) {
+	report := os.Getenv("PWB_FAILING_TEST_REPORT")
+	if report == "" {
+		t.Skip("run by TestPgtest_CleansUpAfterAFailingTest")
+	}
+	srv := pgtest.Start(t, 1)[0]
+	os.WriteFile(report, []byte(srv.DataDir()+" "+strconv.Itoa(srv.Port())), 0o644)
+	t.Fatal("failing on purpose")
+}
+
+// A test process killed outright (no cleanup runs) still leaves no server:
+// the watchdog stops it and removes its folder.
+func TestPgtest_KilledTestLeavesNoServer(t *testing.T) {
+	t.Parallel()
+	pgtest.RequireBinaries(t)
+	report := filepath.Join(t.TempDir(), "report")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperKilledTest$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "PWB_KILLED_TEST_REPORT="+report)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	for range 300 {
+		if data, _ = os.ReadFile(report); len(data) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(data) == 0 {
+		t.Fatal("child never started its server")
+	}
+	dataDir, port, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, statErr := os.Stat(dataDir)
+		c, dialErr := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if dialErr == nil {
+			c.Close()
+		}
+		if os.IsNotExist(statErr) && dialErr != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after the kill: folder exists=%v, server answering=%v", statErr == nil, dialErr == nil)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestHelperKilledTest(t *testing.T) {
+	report := os.Getenv("PWB_KILLED_TEST_REPORT")
+	if report == "" {
+		t.Skip("run by TestPgtest_KilledTestLeavesNoServer")
+	}
+	srv := pgtest.Start(t, 1)[0]
+	os.WriteFile(report, []byte(srv.DataDir()+" "+strconv.Itoa(srv.Port())), 0o644)
+	time.Sleep(time.Minute)
+}
+
+// Under CI=true a machine without PostgreSQL fails the suite; elsewhere the
+// database tests skip with a pointer to `make test`.
+func TestRequireBinaries_FailsUnderCISkipsElsewhere(t *testing.T) {
+	t.Parallel()
+	run := func(ci string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperNeedsPostgres$", "-test.count", "1", "-test.v")
+		cmd.Env = append(os.Environ(), "PWB_NEEDS_POSTGRES=1", "PWB_PG_BIN=/nonexistent", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("true")
+	if err == nil || !strings.Contains(out, "--- FAIL") || !strings.Contains(out, "CI=true") {
+		t.Errorf("CI=true without PostgreSQL should fail the test, got err=%v:\n%s", err, out)
+	}
+	out, err = run("")
+	if err != nil || !strings.Contains(out, "--- SKIP") || !strings.Contains(out, "make test") {
+		t.Errorf("without CI, the test should skip, got err=%v:\n%s", err, out)
+	}
+}
+
+func TestHelperNeedsPostgres(t *testing.T) {
+	if os.Getenv("PWB_NEEDS_POSTGRES") == "" {
+		t.Skip("run by TestRequireBinaries_FailsUnderCISkipsElsewhere")
+	}
+	pgtest.RequireBinaries(t)
+	t.Log("binaries found")
+}
