@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
@@ -64,14 +67,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
-	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
-	fmt.Fprintf(stderr, "pwb: %s\n", msg)
+	fmt.Fprintf(stderr, "pwb: %s\n", describe(err))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return ExitUsage
 	}
 	return ExitFailed
+}
+
+// describe turns an error into the one line an operator sees: a connection
+// failure names the database and address instead of pgx's long form, and a
+// missing table points at the migrations.
+func describe(err error) string {
+	msg := err.Error()
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Config != nil {
+		msg = fmt.Sprintf("cannot connect to database %s on %s: %v", ce.Config.Database,
+			net.JoinHostPort(ce.Config.Host, strconv.Itoa(int(ce.Config.Port))), shard.Unwrap(err))
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		msg += " (is the database migrated? run `pwb db migrate`)"
+	}
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 // isCobraUsage recognises the usage errors cobra raises itself.

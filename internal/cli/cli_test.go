@@ -120,3 +120,17 @@ func TestConfigErrorsAreOneLine(t *testing.T) {
 	}
 	wantRefused(t, pwb(t, bad, "sharding", "list"), bad)
 }
+
+func TestErrorsNameTheDatabaseAndSuggestMigrating(t *testing.T) {
+	t.Parallel()
+	c := pgtest.StartCluster(t, 1)
+	wantRefused(t, pwb(t, c.ConfigPath, "tenants", "list"), "run `pwb db migrate`")
+	wantRefused(t, pwb(t, c.ConfigPath, "sharding", "provision", "acme", "shard_1"), "run `pwb db migrate`")
+	c.Servers[0].Stop(context.Background(), true)
+	r := pwb(t, c.ConfigPath, "tenants", "create", "--subdomain", "acme", "--name", "Acme")
+	wantRefused(t, r, "cannot connect to database pwb_test_primary on 127.0.0.1:")
+	if !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("the cause should be shown: %q", r.stderr)
+	}
+	wantRefused(t, pwb(t, c.ConfigPath, "sharding", "list"), "cannot connect to database pwb_test_primary")
+}

@@ -52,7 +52,7 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 			}
 			w, err := registry.Create(a.ctx, primary, o.New)
 			if err != nil {
-				return shard.Unwrap(err)
+				return err
 			}
 			if o.JSON {
 				return a.printJSON(w)
@@ -87,7 +87,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 			}
 			ws, err := registry.List(a.ctx, primary)
 			if err != nil {
-				return shard.Unwrap(err)
+				return err
 			}
 			if asJSON {
 				if ws == nil {

@@ -36,7 +36,7 @@ func List(ctx context.Context, set *shard.Set) ([]ShardInfo, error) {
 	}
 	counts, err := registry.CountByShard(ctx, primary)
 	if err != nil {
-		return nil, fmt.Errorf("reading the registry on primary: %w", shard.Unwrap(err))
+		return nil, fmt.Errorf("reading the registry on primary: %w", err)
 	}
 	names := set.Names()
 	out := make([]ShardInfo, len(names))

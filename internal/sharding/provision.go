@@ -33,7 +33,7 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 	}
 	found, err := registry.Find(ctx, primary, tenantRef)
 	if err != nil {
-		return registry.Website{}, asRefusal(shard.Unwrap(err))
+		return registry.Website{}, asRefusal(err)
 	}
 	targetPool, err := set.Pool(target)
 	if err != nil {
