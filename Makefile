@@ -1,7 +1,9 @@
 # The two commands the README promises: `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test build deps bench
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: dev test build deps bench lint
 
 deps:
 	@scripts/install-deps.sh
@@ -12,11 +14,14 @@ build:
 dev: deps build
 	./bin/pwb dev
 
-test: deps
+test: deps lint
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # Benchmarks whose figures are quoted in docs/benchmarks.md.
 bench: deps

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
@@ -192,6 +193,16 @@ func (a *app) shards() (*shard.Set, error) {
 	}
 	a.set = shard.NewSet(cfg)
 	return a.set, nil
+}
+
+// primary returns the shard set and the pool of primary, where the registry lives.
+func (a *app) primary() (*shard.Set, *pgxpool.Pool, error) {
+	set, err := a.shards()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := set.Primary()
+	return set, p, err
 }
 
 func (a *app) close() {

@@ -39,16 +39,12 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			set, err := a.shards()
+			set, primary, err := a.primary()
 			if err != nil {
 				return err
 			}
 			if _, err := set.Shard(o.ShardName); err != nil {
 				return fmt.Errorf("--shard %s: not configured (configured: %v)", o.ShardName, set.Names())
-			}
-			primary, err := set.Primary()
-			if err != nil {
-				return err
 			}
 			w, err := registry.Create(a.ctx, primary, o.New)
 			if err != nil {
@@ -77,11 +73,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 		Short: "List tenant websites",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			set, err := a.shards()
-			if err != nil {
-				return err
-			}
-			primary, err := set.Primary()
+			set, primary, err := a.primary()
 			if err != nil {
 				return err
 			}

@@ -27,16 +27,23 @@ func pool(t testing.TB, url string) *pgxpool.Pool {
 	return p
 }
 
+// tenantShard is a fresh database with the tenant set applied.
+func tenantShard(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	srv := pgtest.Start(t, 1)[0]
+	db := pool(t, pgtest.CreateDatabase(t, srv, "shard"))
+	if _, err := migrations.Up(context.Background(), db, migrations.Tenant); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // tenant.Tables is the only source of table names for generated SQL, so it
 // must list exactly the tables that carry website_id, parents before children.
 func TestTenantTablesMatchTheSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := pgtest.Start(t, 1)[0]
-	db := pool(t, pgtest.CreateDatabase(t, srv, "shard"))
-	if _, err := migrations.Up(ctx, db, migrations.Tenant); err != nil {
-		t.Fatal(err)
-	}
+	db := tenantShard(t)
 	rows, _ := db.Query(ctx, `SELECT table_name::text FROM information_schema.columns
 		WHERE table_schema = 'public' AND column_name = 'website_id' ORDER BY 1`)
 	withWebsiteID, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -78,11 +85,7 @@ func TestTenantTablesMatchTheSchema(t *testing.T) {
 func TestTenantForeignKeysStayInsideTheTenant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := pgtest.Start(t, 1)[0]
-	db := pool(t, pgtest.CreateDatabase(t, srv, "shard"))
-	if _, err := migrations.Up(ctx, db, migrations.Tenant); err != nil {
-		t.Fatal(err)
-	}
+	db := tenantShard(t)
 	const prop = "0190d5a4-0000-7000-8000-000000000001"
 	if _, err := db.Exec(ctx, "INSERT INTO properties (id, website_id, slug, title) VALUES ($1, 1, 'house', 'House')", prop); err != nil {
 		t.Fatal(err)
