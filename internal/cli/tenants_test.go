@@ -62,6 +62,7 @@ func TestTenants_CreateRefusesBadInput(t *testing.T) {
 		{[]string{"--subdomain", "fine", "--name", "X", "--tier", "gold"}, `tier "gold"`},
 		{[]string{"--subdomain", "fine", "--name", "X", "--shard", "shard_9"}, "--shard shard_9: not configured"},
 		{[]string{"--subdomain", "x'; DROP TABLE websites; --", "--name", "X"}, "lower-case letters"},
+		{[]string{"--subdomain", "fine", "--name", "X", "--custom-domain", "https://fine.example"}, "no scheme, port or path"},
 	} {
 		wantRefused(t, pwb(t, c.ConfigPath, append([]string{"tenants", "create"}, tc.args...)...), tc.want)
 	}

@@ -224,6 +224,17 @@ func Parse(data []byte, file, env string, lookup func(string) (string, bool)) (*
 			cfg.Shards = append(cfg.Shards, s)
 		}
 	}
+	// Two shards on one database would let a move "copy" a tenant onto
+	// itself and then delete the source: refuse the configuration instead.
+	seen := map[string]Shard{}
+	for _, s := range cfg.Shards {
+		key := s.Addr() + "/" + s.Database
+		if prev, ok := seen[key]; ok {
+			return nil, w.errorf("entries %q (line %d) and %q (line %d) both use database %s on %s: each shard needs its own database",
+				prev.Key, prev.Line, s.Key, s.Line, s.Database, s.Addr())
+		}
+		seen[key] = s
+	}
 	return cfg, nil
 }
 

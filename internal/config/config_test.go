@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -252,6 +253,8 @@ func TestParseErrors(t *testing.T) {
 		{"entry named default", "production:\n  primary: {database: a}\n  default: {database: b}\n", "", nil, []string{":3:", prod, `entry "default"`, "reserved"}},
 		{"bad entry name", "production:\n  primary: {database: a}\n  Shard-1: {database: b}\n", "", nil, []string{":3:", prod, `entry "Shard-1"`, "invalid entry name"}},
 		{"duplicate entry", "production:\n  primary: {database: a}\n  primary: {database: b}\n", "", nil, []string{":3:", prod, "defined twice"}},
+		{"two shards one database", "production:\n  primary: {database: a, port: 5433}\n  shard_1: {database: b}\n  shard_2: {url: 'postgres://127.0.0.1:5433/a'}\n", "", nil,
+			[]string{prod, `entries "primary" (line 2) and "shard_2" (line 4) both use database a on 127.0.0.1:5433`}},
 		{"no url or database", "production:\n  primary:\n    host: h\n", "", nil, []string{":2:", prod, `entry "primary"`, "needs a url or a database"}},
 		{"mysql adapter", "production:\n  primary:\n    adapter: mysql2\n    database: a\n", "", nil, []string{":3:", prod, `entry "primary"`, "adapter", "pwb supports only PostgreSQL"}},
 		{"url missing scheme", "production:\n  primary: {database: a}\n  shard_1:\n    url: postgres//x\n", "", nil,
@@ -442,6 +445,53 @@ func TestLoad(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "reading config file "+dir+": ") {
 		t.Errorf("error %q does not name the file", err)
 	}
+}
+
+// The configuration the project ships must parse: development on the
+// loopback ports pwb dev uses, production entirely from the environment.
+func TestShippedConfig(t *testing.T) {
+	path := filepath.Join("..", "..", "config", "database.yml")
+	dev, err := Parse(mustRead(t, path), path, "development", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dev.ShardNames(); !slices.Equal(got, []string{"default", "shard_1", "shard_2"}) {
+		t.Errorf("development shards %v", got)
+	}
+	for _, s := range dev.Shards {
+		if s.Host != "127.0.0.1" || s.Port < 1024 {
+			t.Errorf("development shard %s at %s, want a fixed loopback port", s.Name, s.Addr())
+		}
+	}
+	moved, err := Parse(mustRead(t, path), path, "development", env(map[string]string{"PWB_DEV_SHARD_1_PORT": "60001"}))
+	if err != nil || moved.Shards[1].Port != 60001 {
+		t.Errorf("port override: %v, %v", moved, err)
+	}
+
+	_, err = Parse(mustRead(t, path), path, "production", env(nil))
+	if err == nil || !strings.Contains(err.Error(), "PWB_PRIMARY_URL") {
+		t.Errorf("production without its variables should name the first missing one, got %v", err)
+	}
+	prod, err := Parse(mustRead(t, path), path, "production", env(map[string]string{
+		"PWB_PRIMARY_URL": "postgres://pwb:s3cret@db0.internal:5432/pwb_primary",
+		"PWB_SHARD_1_URL": "postgres://pwb:s3cret@db1.internal:5432/pwb_shard_1",
+		"PWB_SHARD_2_URL": "postgres://pwb:s3cret@db2.internal:5432/pwb_shard_2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := prod.Primary(); p.Host != "db0.internal" || p.Password != "s3cret" || p.Pool != 20 {
+		t.Errorf("production primary %+v", p)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func FuzzParse(f *testing.F) {

@@ -122,8 +122,31 @@ func (n *New) Validate() error {
 	if n.ShardName == "" {
 		n.ShardName = "default"
 	}
-	n.CustomDomain = strings.ToLower(strings.TrimSpace(n.CustomDomain))
+	if n.CustomDomain, err = NormalizeDomain(n.CustomDomain); err != nil {
+		return err
+	}
 	return nil
+}
+
+var domainLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// NormalizeDomain lower-cases and checks a tenant's own domain name: at
+// least two dot-separated labels of letters, digits and hyphens, at most 253
+// characters, no scheme, port or path. Empty means none.
+func NormalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if d == "" {
+		return "", nil
+	}
+	labels := strings.Split(d, ".")
+	ok := len(d) <= 253 && len(labels) >= 2
+	for _, l := range labels {
+		ok = ok && domainLabelRE.MatchString(l)
+	}
+	if !ok {
+		return "", fmt.Errorf("%w custom domain %q: give a host name such as www.example.com (no scheme, port or path)", ErrInvalid, d)
+	}
+	return d, nil
 }
 
 // Create inserts a website.

@@ -48,6 +48,21 @@ func TestNormalizeSubdomain(t *testing.T) {
 	}
 }
 
+func TestNormalizeDomain(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"": "", "WWW.Example.COM": "www.example.com", " acme-homes.co.uk. ": "acme-homes.co.uk"} {
+		if got, err := registry.NormalizeDomain(in); err != nil || got != want {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"localhost", "https://example.com", "example.com/path", "example.com:8080", "exa mple.com",
+		"-bad.example.com", "a..b", strings.Repeat("a", 64) + ".com", strings.Repeat("abcdefghi.", 26) + "com", "ex_ample.com"} {
+		if _, err := registry.NormalizeDomain(in); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("NormalizeDomain(%q): %v, want ErrInvalid", in, err)
+		}
+	}
+}
+
 func TestRegistry_CRUD(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
