@@ -211,6 +211,11 @@ func (a *app) close() {
 	}
 }
 
+// printJSONLine writes v as one line of JSON, for streams of results.
+func (a *app) printJSONLine(v any) {
+	json.NewEncoder(a.stdout).Encode(v)
+}
+
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")

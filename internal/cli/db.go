@@ -55,6 +55,7 @@ func (a *app) dbCreate() error {
 type migrateOptions struct {
 	Shard    string
 	Parallel int
+	JSON     bool
 }
 
 func (o migrateOptions) Validate() error {
@@ -78,6 +79,7 @@ and reported. Safe to run twice at once.`,
 	}
 	c.Flags().StringVar(&o.Shard, "shard", "", "migrate only this shard")
 	c.Flags().IntVar(&o.Parallel, "parallel", migrations.DefaultParallel, "how many shards to migrate at once")
+	c.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object per shard instead of text")
 	return c
 }
 
@@ -98,6 +100,10 @@ func (a *app) dbMigrate(o migrateOptions) error {
 	}
 	start := time.Now()
 	results := migrations.MigrateShards(a.ctx, set, opts, func(r migrations.Result) {
+		if o.JSON {
+			a.printJSONLine(migrateJSON{r, errorText(r.Err), r.Duration.Milliseconds()})
+			return
+		}
 		fmt.Fprintln(a.stdout, resultLine(r))
 	})
 	failed := 0
@@ -106,11 +112,27 @@ func (a *app) dbMigrate(o migrateOptions) error {
 			failed++
 		}
 	}
-	fmt.Fprintf(a.stdout, "%d shard(s) migrated, %d failed, in %s\n", len(results)-failed, failed, time.Since(start).Round(time.Millisecond))
+	if !o.JSON {
+		fmt.Fprintf(a.stdout, "%d shard(s) migrated, %d failed, in %s\n", len(results)-failed, failed, time.Since(start).Round(time.Millisecond))
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d shards failed to migrate (see above)", failed, len(results))
 	}
 	return nil
+}
+
+// migrateJSON is one shard's line of `db migrate --json`.
+type migrateJSON struct {
+	migrations.Result
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return describe(err)
 }
 
 func resultLine(r migrations.Result) string {

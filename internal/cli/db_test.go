@@ -135,8 +135,26 @@ func TestDBMigrate_FailedShardIsReportedOthersMigrate(t *testing.T) {
 
 	r := pwb(t, c.ConfigPath, "db", "migrate", "--parallel", "1")
 	wantRefused(t, r, "1 of 3 shards failed")
-	if !strings.Contains(r.stdout, "shard_2") || !strings.Contains(r.stdout, "FAILED") {
+	if !strings.Contains(r.stdout, "shard_2") || !strings.Contains(r.stdout, "FAILED") || !strings.Contains(r.stdout, `relation "properties" already exists`) {
 		t.Errorf("the failed shard should be named with its reason:\n%s", r.stdout)
+	}
+	// --json: one object per shard, the failure with its reason.
+	r = pwb(t, c.ConfigPath, "db", "migrate", "--json")
+	wantRefused(t, r, "1 of 3 shards failed")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 JSON lines:\n%s", r.stdout)
+	}
+	byShard := map[string]migrateJSON{}
+	for _, l := range lines {
+		var m migrateJSON
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		byShard[m.Shard] = m
+	}
+	if byShard["shard_2"].Error == "" || byShard["shard_1"].Error != "" || byShard["default"].Database != "pwb_test_primary" {
+		t.Errorf("JSON results: %+v", byShard)
 	}
 	for _, name := range []string{"default", "shard_1"} {
 		if n := pgtest.QueryValue[int64](t, c.URL[name], "SELECT count(*) FROM pwb_tenant_schema_version WHERE version_id > 0"); n == 0 {

@@ -203,11 +203,41 @@ func (s *Server) startOn(ctx context.Context, port int) error {
 	if err := s.touchOwned(s.LogFile()); err != nil {
 		return err
 	}
+	var logStart int64
+	if st, err := os.Stat(s.LogFile()); err == nil {
+		logStart = st.Size()
+	}
 	out, err := s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.DataDir(), "-l", s.LogFile())
 	if err != nil {
-		return fmt.Errorf("starting PostgreSQL on port %d: %w: %s (log: %s)", port, err, lastLine(out), s.LogFile())
+		reason := s.logReason(logStart)
+		if reason == "" {
+			reason = lastLine(out)
+		}
+		return fmt.Errorf("starting PostgreSQL on port %d: %s (log: %s)", port, reason, s.LogFile())
 	}
 	return nil
+}
+
+// logReason finds why a start failed in what the server logged since
+// offset: a port already taken, else the first fatal error.
+func (s *Server) logReason(offset int64) string {
+	data, err := os.ReadFile(s.LogFile())
+	if err != nil || int64(len(data)) < offset {
+		return ""
+	}
+	var fatal string
+	for _, line := range strings.Split(string(data[offset:]), "\n") {
+		_, msg, ok := strings.Cut(line, "]")
+		msg = strings.TrimSpace(msg)
+		switch {
+		case !ok:
+		case strings.Contains(msg, "could not bind"):
+			return strings.TrimSpace(strings.TrimPrefix(msg, "LOG:")) + " (is something else using the port?)"
+		case fatal == "" && strings.HasPrefix(msg, "FATAL:"):
+			fatal = msg
+		}
+	}
+	return fatal
 }
 
 // Stop stops the server: fast (clean checkpoint) for a kept data folder,

@@ -188,3 +188,32 @@ func TestHelperNeedsPostgres(t *testing.T) {
 	pgtest.RequireBinaries(t)
 	t.Log("binaries found")
 }
+
+func TestServer_TakenPortIsExplained(t *testing.T) {
+	t.Parallel()
+	pgtest.RequireBinaries(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir, err := os.MkdirTemp("", "pwb-pglocal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx := context.Background()
+	srv, err := pglocal.New(ctx, pglocal.Options{Dir: dir, ForTests: true, Port: l.Addr().(*net.TCPAddr).Port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Start(ctx)
+	if err == nil {
+		srv.Stop(ctx, true)
+		t.Fatal("started on a port that is taken")
+	}
+	if !strings.Contains(err.Error(), "Address already in use") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("error should say the port is taken, on one line: %q", err)
+	}
+}
