@@ -74,67 +74,49 @@ func TestServer_RestartsOnTheSameData(t *testing.T) {
 	}
 }
 
-// A test that fails still stops and removes its servers. The failing test
-// runs in a child process, which reports its server's folder and port.
-func TestPgtest_CleansUpAfterAFailingTest(t *testing.T) {
-	t.Parallel()
+// childServer runs TestHelperChildServer in a child process that starts a
+// test server, reports its data folder and port, and then either fails
+// (mode "fail") or hangs (mode "hang"). It returns the running child and a
+// function that waits for the report.
+func childServer(t *testing.T, mode string) (*exec.Cmd, func() (dataDir, port string)) {
+	t.Helper()
 	pgtest.RequireBinaries(t)
 	report := filepath.Join(t.TempDir(), "report")
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperFailingTest$", "-test.count", "1")
-	cmd.Env = append(os.Environ(), "PWB_FAILING_TEST_REPORT="+report)
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the child test should have failed:\n%s", out)
-	}
-	data, rerr := os.ReadFile(report)
-	if rerr != nil {
-		t.Fatalf("child did not report: %v\n%s", rerr, out)
-	}
-	dataDir, port, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
-	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
-		t.Errorf("data folder %s left behind (%v)", dataDir, err)
-	}
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-		c.Close()
-		t.Errorf("server on port %s still running", port)
-	}
-}
-
-func TestHelperFailingTest(t *testing.T) {
-	report := os.Getenv("PWB_FAILING_TEST_REPORT")
-	if report == "" {
-		t.Skip("run by TestPgtest_CleansUpAfterAFailingTest")
-	}
-	srv := pgtest.Start(t, 1)[0]
-	os.WriteFile(report, []byte(srv.DataDir()+" "+strconv.Itoa(srv.Port())), 0o644)
-	t.Fatal("failing on purpose")
-}
-
-// A test process killed outright (no cleanup runs) still leaves no server:
-// the watchdog stops it and removes its folder.
-func TestPgtest_KilledTestLeavesNoServer(t *testing.T) {
-	t.Parallel()
-	pgtest.RequireBinaries(t)
-	report := filepath.Join(t.TempDir(), "report")
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperKilledTest$", "-test.count", "1")
-	cmd.Env = append(os.Environ(), "PWB_KILLED_TEST_REPORT="+report)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHelperChildServer$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "PWB_CHILD_SERVER="+mode, "PWB_CHILD_REPORT="+report)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var data []byte
-	for range 300 {
-		if data, _ = os.ReadFile(report); len(data) > 0 {
-			break
+	return cmd, func() (string, string) {
+		for range 300 {
+			if data, _ := os.ReadFile(report); len(data) > 0 {
+				dataDir, port, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+				return dataDir, port
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		t.Fatal("the child never started its server")
+		return "", ""
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if len(data) == 0 {
-		t.Fatal("child never started its server")
+}
+
+func TestHelperChildServer(t *testing.T) {
+	mode := os.Getenv("PWB_CHILD_SERVER")
+	if mode == "" {
+		t.Skip("run by the cleanup tests")
 	}
-	dataDir, port, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
-	deadline := time.Now().Add(20 * time.Second)
+	srv := pgtest.Start(t, 1)[0]
+	os.WriteFile(os.Getenv("PWB_CHILD_REPORT"), []byte(srv.DataDir()+" "+strconv.Itoa(srv.Port())), 0o644)
+	if mode == "hang" {
+		time.Sleep(time.Minute)
+	}
+	t.Fatal("failing on purpose")
+}
+
+// waitGone waits until the folder is removed and the port closed.
+func waitGone(t *testing.T, dataDir, port string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		_, statErr := os.Stat(dataDir)
 		c, dialErr := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
@@ -145,20 +127,33 @@ func TestPgtest_KilledTestLeavesNoServer(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("20 s after the kill: folder exists=%v, server answering=%v", statErr == nil, dialErr == nil)
+			t.Fatalf("%s later: folder exists=%v, server answering=%v", within, statErr == nil, dialErr == nil)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func TestHelperKilledTest(t *testing.T) {
-	report := os.Getenv("PWB_KILLED_TEST_REPORT")
-	if report == "" {
-		t.Skip("run by TestPgtest_KilledTestLeavesNoServer")
+// A test that fails still stops and removes its servers, before the test
+// process ends.
+func TestPgtest_CleansUpAfterAFailingTest(t *testing.T) {
+	t.Parallel()
+	cmd, report := childServer(t, "fail")
+	dataDir, port := report()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("the child test should have failed")
 	}
-	srv := pgtest.Start(t, 1)[0]
-	os.WriteFile(report, []byte(srv.DataDir()+" "+strconv.Itoa(srv.Port())), 0o644)
-	time.Sleep(time.Minute)
+	waitGone(t, dataDir, port, 0)
+}
+
+// A test process killed outright (no cleanup runs) still leaves no server:
+// the watchdog stops it and removes its folder.
+func TestPgtest_KilledTestLeavesNoServer(t *testing.T) {
+	t.Parallel()
+	cmd, report := childServer(t, "hang")
+	dataDir, port := report()
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitGone(t, dataDir, port, 20*time.Second)
 }
 
 // Under CI=true a machine without PostgreSQL fails the suite; elsewhere the
