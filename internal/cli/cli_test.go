@@ -134,3 +134,24 @@ func TestErrorsNameTheDatabaseAndSuggestMigrating(t *testing.T) {
 	}
 	wantRefused(t, pwb(t, c.ConfigPath, "sharding", "list"), "cannot connect to database pwb_test_primary")
 }
+
+// --config wins over PWB_CONFIG, and PWB_ENV picks the environment
+// (development when unset).
+func TestConfigFlagAndEnvironment(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 1)
+	pwbEnv := func(env map[string]string, args ...string) result {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+		return result{code, out.String(), errb.String()}
+	}
+	r := pwbEnv(map[string]string{"PWB_ENV": "test", "PWB_CONFIG": "/nonexistent.yml"}, "--config", c.ConfigPath, "sharding", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "pwb_test_shard_1") {
+		t.Errorf("--config should override PWB_CONFIG: %+v", r)
+	}
+	// The same file read as `development`, which it does not have.
+	r = pwbEnv(map[string]string{"PWB_CONFIG": c.ConfigPath}, "sharding", "list")
+	wantRefused(t, r, `environment "development" not found (have: test)`)
+	r = pwbEnv(map[string]string{"PWB_CONFIG": c.ConfigPath, "PWB_ENV": "staging"}, "sharding", "list")
+	wantRefused(t, r, `environment "staging" not found`)
+}
