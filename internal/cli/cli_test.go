@@ -36,10 +36,14 @@ type result struct {
 // pwb runs the CLI in-process against the config at cfgPath, environment `test`.
 func pwb(t *testing.T, cfgPath string, args ...string) result {
 	t.Helper()
+	return pwbEnv(map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfgPath}, args...)
+}
+
+// pwbEnv runs the CLI in-process with exactly the environment env.
+func pwbEnv(env map[string]string, args ...string) result {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfgPath}
 	code := run(ctx, args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
 	return result{code, out.String(), errb.String()}
 }
@@ -140,11 +144,6 @@ func TestErrorsNameTheDatabaseAndSuggestMigrating(t *testing.T) {
 func TestConfigFlagAndEnvironment(t *testing.T) {
 	t.Parallel()
 	c := migratedCluster(t, 1)
-	pwbEnv := func(env map[string]string, args ...string) result {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
-		return result{code, out.String(), errb.String()}
-	}
 	r := pwbEnv(map[string]string{"PWB_ENV": "test", "PWB_CONFIG": "/nonexistent.yml"}, "--config", c.ConfigPath, "sharding", "list")
 	if r.code != 0 || !strings.Contains(r.stdout, "pwb_test_shard_1") {
 		t.Errorf("--config should override PWB_CONFIG: %+v", r)
