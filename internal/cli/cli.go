@@ -195,6 +195,14 @@ func (a *app) shards() (*shard.Set, error) {
 	return a.set, nil
 }
 
+// checkShardFlag refuses a --shard value that is not configured.
+func checkShardFlag(set *shard.Set, name string) error {
+	if _, err := set.Shard(name); err != nil {
+		return fmt.Errorf("--shard %s: not configured (configured: %v)", name, set.Names())
+	}
+	return nil
+}
+
 // primary returns the shard set and the pool of primary, where the registry lives.
 func (a *app) primary() (*shard.Set, *pgxpool.Pool, error) {
 	set, err := a.shards()

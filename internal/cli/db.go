@@ -93,8 +93,8 @@ func (a *app) dbMigrate(o migrateOptions) error {
 	}
 	opts := migrations.Options{Parallel: o.Parallel}
 	if o.Shard != "" {
-		if _, err := set.Shard(o.Shard); err != nil {
-			return fmt.Errorf("--shard %s: not configured (configured: %v)", o.Shard, set.Names())
+		if err := checkShardFlag(set, o.Shard); err != nil {
+			return err
 		}
 		opts.Shards = []string{o.Shard}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/devenv"
+	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -79,7 +80,7 @@ func (a *app) dev(dir string) error {
 	if err := a.dbCreate(); err != nil {
 		return err
 	}
-	if err := a.dbMigrate(migrateOptions{Parallel: 8}); err != nil {
+	if err := a.dbMigrate(migrateOptions{Parallel: migrations.DefaultParallel}); err != nil {
 		return err
 	}
 	set, _ := a.shards()

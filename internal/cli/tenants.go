@@ -43,8 +43,8 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := set.Shard(o.ShardName); err != nil {
-				return fmt.Errorf("--shard %s: not configured (configured: %v)", o.ShardName, set.Names())
+			if err := checkShardFlag(set, o.ShardName); err != nil {
+				return err
 			}
 			w, err := registry.Create(a.ctx, primary, o.New)
 			if err != nil {

@@ -123,15 +123,12 @@ func ShardsStatus(ctx context.Context, set *shard.Set) []ShardStatus {
 		defer cancel()
 		sh, _ := set.Shard(name)
 		st := ShardStatus{Shard: name, Database: sh.Database, Addr: sh.Addr()}
-		pool, err := set.Pool(name)
-		if err == nil {
-			_, err = set.Ping(ctx, name)
-		}
-		if err != nil {
+		if _, err := set.Ping(ctx, name); err != nil {
 			st.Error = shard.Unwrap(err).Error()
 			return st
 		}
 		st.Reachable = true
+		pool, _ := set.Pool(name) // opened by Ping
 		sets := []Set{Tenant}
 		if name == shard.Default {
 			sets = []Set{Global, Tenant}

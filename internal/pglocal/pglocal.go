@@ -144,9 +144,6 @@ func (s *Server) Port() int { return s.port }
 // Host the server listens on.
 func (s *Server) Host() string { return "127.0.0.1" }
 
-// BinDir is the folder of the server binaries in use.
-func (s *Server) BinDir() string { return s.bin }
-
 // URL returns a connection URL for database db.
 func (s *Server) URL(db string) string {
 	u := url.URL{Scheme: "postgres", User: url.User(User), Host: net.JoinHostPort(s.Host(), strconv.Itoa(s.port)), Path: "/" + db}

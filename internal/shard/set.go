@@ -39,9 +39,6 @@ func NewSet(cfg *config.Config) *Set {
 	return &Set{cfg: cfg, pools: map[string]*pgxpool.Pool{}}
 }
 
-// Config is the configuration the set was built from.
-func (s *Set) Config() *config.Config { return s.cfg }
-
 // Names lists the configured shards, default first.
 func (s *Set) Names() []string { return s.cfg.ShardNames() }
 
