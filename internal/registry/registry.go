@@ -202,6 +202,51 @@ func Find(ctx context.Context, q Querier, ref string) (Website, error) {
 	return w, nil
 }
 
+// FindBySubdomain returns the website with subdomain sub, case-insensitively.
+// A string that the websites table could never hold is not found without
+// asking the database. The check is the table's own rule rather than
+// NormalizeSubdomain, so a tenant created before a name became reserved stays
+// reachable.
+func FindBySubdomain(ctx context.Context, q Querier, sub string) (Website, error) {
+	sub = strings.ToLower(strings.TrimSpace(sub))
+	if len(sub) < 2 || len(sub) > 63 || !subdomainRE.MatchString(sub) {
+		return Website{}, fmt.Errorf("subdomain %q: %w", sub, ErrNotFound)
+	}
+	w, err := scan(q.QueryRow(ctx, "SELECT "+columns+" FROM websites WHERE lower(subdomain) = $1", sub))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Website{}, fmt.Errorf("subdomain %q: %w", sub, ErrNotFound)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("reading tenant by subdomain %q: %w", sub, err)
+	}
+	return w, nil
+}
+
+// FindByCustomDomain returns the website whose custom domain is host,
+// case-insensitively, also trying host with a leading "www." added or removed
+// (www.acme.com finds acme.com and the other way round). When both forms
+// belong to different tenants, the exact one wins.
+func FindByCustomDomain(ctx context.Context, q Querier, host string) (Website, error) {
+	host = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
+	if len(host) < 3 || len(host) > 253 {
+		return Website{}, fmt.Errorf("custom domain %q: %w", host, ErrNotFound)
+	}
+	other := "www." + host
+	if rest, ok := strings.CutPrefix(host, "www."); ok {
+		other = rest
+	}
+	w, err := scan(q.QueryRow(ctx, "SELECT "+columns+` FROM websites
+		WHERE custom_domain IS NOT NULL AND lower(custom_domain) IN ($1, $2)
+		ORDER BY lower(custom_domain) = $1 DESC LIMIT 1`, host, other))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Website{}, fmt.Errorf("custom domain %q: %w", host, ErrNotFound)
+	}
+	if err != nil {
+		return Website{}, fmt.Errorf("reading tenant by custom domain %q: %w", host, err)
+	}
+	return w, nil
+}
+
 // List returns every website ordered by id.
 func List(ctx context.Context, q Querier) ([]Website, error) {
 	rows, err := q.Query(ctx, "SELECT "+columns+" FROM websites ORDER BY id")
