@@ -152,15 +152,20 @@ func (s *Server) URL(db string) string {
 }
 
 // Start starts the server and waits until it accepts connections. With Port 0
-// a free port is chosen, and another one tried if it was taken meanwhile.
+// a free port is chosen, and another one tried if it was taken meanwhile; a
+// server that ran before starts again on its old port, so its clients find it.
 func (s *Server) Start(ctx context.Context) error {
+	fixed := s.opts.Port
+	if fixed == 0 {
+		fixed = s.port
+	}
 	tries := 1
-	if s.opts.Port == 0 {
+	if fixed == 0 {
 		tries = 5
 	}
 	var err error
 	for i := 0; i < tries; i++ {
-		port := s.opts.Port
+		port := fixed
 		if port == 0 {
 			if port, err = freePort(); err != nil {
 				return err

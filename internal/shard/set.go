@@ -28,15 +28,28 @@ const DefaultConnectTimeout = 5 * time.Second
 
 // Set is the process's one pool per shard.
 type Set struct {
-	cfg *config.Config
+	cfg            *config.Config
+	connectTimeout time.Duration
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
 }
 
+// Option changes how a Set opens its pools.
+type Option func(*Set)
+
+// WithConnectTimeout bounds connecting to a shard whose configuration does not
+// set connect_timeout itself. A web server sets it low so that a tenant whose
+// shard is down gets its 503 page quickly.
+func WithConnectTimeout(d time.Duration) Option { return func(s *Set) { s.connectTimeout = d } }
+
 // NewSet returns a Set for cfg. No connection is made until a pool is used.
-func NewSet(cfg *config.Config) *Set {
-	return &Set{cfg: cfg, pools: map[string]*pgxpool.Pool{}}
+func NewSet(cfg *config.Config, opts ...Option) *Set {
+	s := &Set{cfg: cfg, connectTimeout: DefaultConnectTimeout, pools: map[string]*pgxpool.Pool{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Names lists the configured shards, default first.
@@ -66,6 +79,9 @@ func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
 	pc, err := PoolConfig(sh)
 	if err != nil {
 		return nil, err
+	}
+	if !strings.Contains(sh.ConnString(), "connect_timeout") {
+		pc.ConnConfig.ConnectTimeout = s.connectTimeout
 	}
 	p, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
