@@ -79,16 +79,23 @@ func (s Scope) Write(ctx context.Context, fn func(Tx) error) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", s.WebsiteID); err != nil {
 			return fmt.Errorf("taking write fence of tenant %d: %w", s.WebsiteID, err)
 		}
-		if err := s.checkWritable(ctx); err != nil {
+		// On primary the check runs in the write's own transaction: a second
+		// connection from the same pool could wait forever once every
+		// connection is held by a write waiting for one.
+		var reg Tx = s.registry
+		if s.registry == s.pool {
+			reg = tx
+		}
+		if err := s.checkWritable(ctx, reg); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
 }
 
-func (s Scope) checkWritable(ctx context.Context) error {
+func (s Scope) checkWritable(ctx context.Context, reg Tx) error {
 	var status, shardName string
-	err := s.registry.QueryRow(ctx, "SELECT status, shard_name FROM websites WHERE id = $1", s.WebsiteID).Scan(&status, &shardName)
+	err := reg.QueryRow(ctx, "SELECT status, shard_name FROM websites WHERE id = $1", s.WebsiteID).Scan(&status, &shardName)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("tenant %d is no longer registered: %w", s.WebsiteID, ErrWritesPaused)

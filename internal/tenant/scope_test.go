@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -166,5 +167,37 @@ func TestScope_WriteWaitsForExclusiveFence(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("write after the fence was released: %v", err)
+	}
+}
+
+// Writes of a tenant on primary check the registry inside their own
+// transaction, so more concurrent writes than the pool has connections do not
+// wait on each other forever.
+func TestScope_ConcurrentWritesOnPrimaryDoNotExhaustThePool(t *testing.T) {
+	t.Parallel()
+	_, set, std, _ := platform(t)
+	s, err := tenant.Resolve(set, std)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := set.Primary()
+	n := int(pool.Config().MaxConns) * 3
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- s.Write(ctx, func(tx tenant.Tx) error {
+				_, err := tx.Exec(ctx, "INSERT INTO pages (id, website_id, slug, title) VALUES (gen_random_uuid(), $1, $2, 'x')",
+					std.ID, fmt.Sprintf("p%d", i))
+				time.Sleep(20 * time.Millisecond)
+				return err
+			})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,12 @@
+// Package content is the data layer of a tenant's website: properties with
+// their features and photos, enquiries (contacts and messages), pages and the
+// agency's details. Every function takes a tenant.Scope and nothing else to
+// reach the database, so there is no way to hand it a pool: every read
+// filters by website_id = scope.WebsiteID, child tables included, and every
+// write runs inside scope.Write, which takes the tenant's write fence and
+// re-checks the registry, so a frozen or moved tenant's writes fail with
+// tenant.ErrWritesPaused and change nothing. A row of another website is
+// reported as ErrNotFound, never revealed. Row ids are UUIDv7 made here.
+// Input is validated into *InvalidError (errors.Is ErrInvalid) before any
+// write; text is stored verbatim, because escaping is the web layer's job.
+package content
