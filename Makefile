@@ -3,7 +3,7 @@ GO ?= go
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: dev test build deps bench lint
+.PHONY: dev test build deps bench bench-wrk lint
 
 deps:
 	@scripts/install-deps.sh
@@ -26,3 +26,8 @@ lint:
 # Benchmarks whose figures are quoted in docs/benchmarks.md.
 bench: deps
 	$(GO) test -run '^$$' -bench 'MigrateShards' -benchtime 5x -timeout 60m ./internal/migrations/
+	$(GO) test -run '^$$' -bench 'Cache|ResolveTenant' -count 5 ./internal/registry/ ./internal/web/
+
+# wrk against a tenant's home page, routed versus bound straight to its shard.
+bench-wrk: deps
+	PWB_BENCH_WRK=1 $(GO) test -count=1 -v -run 'TestWrk_RoutedVersusDirectHomePage' -timeout 30m ./internal/web/

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make dev` and `make test` need on a fresh Debian machine:
-# the PostgreSQL server binaries (pwb runs real PostgreSQL, never a stand-in)
-# and the Go modules. Safe to run again: it installs only what is missing.
+# the PostgreSQL server binaries (pwb runs real PostgreSQL, never a stand-in),
+# Chromium for the browser tests, wrk for the HTTP benchmark, and the Go
+# modules. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 have_postgres() {
@@ -16,6 +17,8 @@ as_root() {
 
 missing=()
 have_postgres || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]} ..."
   as_root apt-get update -qq

@@ -41,10 +41,15 @@ func pwb(t *testing.T, cfgPath string, args ...string) result {
 
 // pwbEnv runs the CLI in-process with exactly the environment env.
 func pwbEnv(env map[string]string, args ...string) result {
+	return pwbInput(env, "", args...)
+}
+
+// pwbInput runs the CLI in-process with env and stdin.
+func pwbInput(env map[string]string, stdin string, args ...string) result {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := run(ctx, args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
 	return result{code, out.String(), errb.String()}
 }
 

@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +39,7 @@ func runDev(t *testing.T, cfg, dir string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := pwbProcess(ctx, cfg, "dev", "--dir", dir)
+	cmd := pwbProcess(ctx, cfg, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -48,16 +53,17 @@ func runDev(t *testing.T, cfg, dir string) string {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "Ctrl-C") {
+		if strings.Contains(sc.Text(), "pwb: serving on") {
 			break
 		}
 	}
-	if !strings.Contains(out.String(), "The local platform is running") {
+	if !strings.Contains(out.String(), "pwb: serving on") {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("pwb dev did not come up:\n%s\n%s", out.String(), stderr.String())
 	}
 	list := mustPWB(t, cfg, "sharding", "list")
+	checkDevSites(t, out.String())
 	cmd.Process.Signal(os.Interrupt)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
@@ -120,5 +126,45 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	}
 	if !strings.Contains(second, "acme") || !strings.Contains(second, "prestige") {
 		t.Errorf("demo tenants missing on reuse:\n%s", second)
+	}
+}
+
+var devURLRE = regexp.MustCompile(`http://(\w+)\.localhost:(\d+)/site_admin\s+login (\S+) / (\S+)`)
+
+// checkDevSites visits each demo tenant that pwb dev printed: its home page
+// shows seeded properties, and its printed login opens its site admin.
+func checkDevSites(t *testing.T, out string) {
+	t.Helper()
+	sites := devURLRE.FindAllStringSubmatch(out, -1)
+	if len(sites) != 2 {
+		t.Fatalf("pwb dev printed %d site admin logins, want 2:\n%s", len(sites), out)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	for _, m := range sites {
+		sub, port, email, password := m[1], m[2], m[3], m[4]
+		base := "http://" + sub + ".localhost:" + port
+		// Go does not resolve *.localhost as browsers do; dial loopback.
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+port)
+		}}
+		res, err := client.Get(base + "/buy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !regexp.MustCompile(`\b(1[0-9]|[2-9][0-9]) properties`).Match(body) {
+			t.Errorf("%s/buy: status %d, want a page listing the seeded properties:\n%.2000s", base, res.StatusCode, body)
+		}
+		res, err = client.PostForm(base+"/site_admin/login", url.Values{"email": {email}, "password": {password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), "Signed in as "+email) {
+			t.Errorf("%s: logging in as %s: status %d, want the dashboard:\n%.2000s", base, email, res.StatusCode, body)
+		}
 	}
 }

@@ -11,9 +11,11 @@ import (
 )
 
 func (a *app) tenantsCommand() *cobra.Command {
-	return group("tenants", "Create and list tenant websites",
+	return group("tenants", "Create, list and manage tenant websites",
 		a.tenantsCreateCommand(),
 		a.tenantsListCommand(),
+		a.tenantsSetStatusCommand(),
+		a.tenantsAddMemberCommand(),
 	)
 }
 

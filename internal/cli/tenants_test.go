@@ -70,3 +70,76 @@ func TestTenants_CreateRefusesBadInput(t *testing.T) {
 		t.Errorf("refused creates must write nothing: %d websites", n)
 	}
 }
+
+func TestTenants_SetStatus(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 0)
+	mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "acme", "--name", "Acme")
+	out := mustPWB(t, c.ConfigPath, "tenants", "set-status", "acme", "read_only")
+	if !strings.Contains(out, "active -> read_only") {
+		t.Errorf("set-status output: %s", out)
+	}
+	var w registry.Website
+	if err := json.Unmarshal([]byte(mustPWB(t, c.ConfigPath, "tenants", "set-status", "1", "maintenance", "--json")), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Status != "maintenance" {
+		t.Errorf("status %q", w.Status)
+	}
+	status := func() string {
+		return pgtest.QueryValue[string](t, c.URL["default"], "SELECT status FROM websites WHERE subdomain = 'acme'")
+	}
+	if r := pwb(t, c.ConfigPath, "tenants", "set-status", "acme", "closed"); r.code != ExitUsage || !strings.Contains(r.stderr, "active, read_only or maintenance") {
+		t.Errorf("bad status: %+v", r)
+	}
+	wantRefused(t, pwb(t, c.ConfigPath, "tenants", "set-status", "nobody", "active"), "nobody")
+	if r := pwb(t, c.ConfigPath, "tenants", "set-status", "acme"); r.code != ExitUsage {
+		t.Errorf("missing argument: %+v", r)
+	}
+	if got := status(); got != "maintenance" {
+		t.Errorf("refusals changed the status to %q", got)
+	}
+}
+
+func TestTenants_AddMember(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 0)
+	mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "acme", "--name", "Acme")
+	mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "other", "--name", "Other")
+	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": c.ConfigPath}
+	r := pwbInput(env, "a-long-password\n", "tenants", "add-member", "acme", "--email", "Ann@Example.com")
+	if r.code != 0 || !strings.Contains(r.stdout, "Created user ann@example.com as owner of tenant 1 (acme)") {
+		t.Fatalf("add-member: %+v", r)
+	}
+	// An existing user joins another tenant without a new password.
+	r = pwbInput(env, "", "tenants", "add-member", "other", "--email", "ann@example.com", "--role", "admin")
+	if r.code != 0 || !strings.Contains(r.stdout, "Added existing user ann@example.com as admin of tenant 2") {
+		t.Fatalf("add-member existing: %+v", r)
+	}
+	counts := func() string {
+		return pgtest.QueryValue[string](t, c.URL["default"],
+			"SELECT (SELECT count(*) FROM users) || '/' || (SELECT count(*) FROM memberships)")
+	}
+	before := counts()
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"", []string{"acme"}, ExitUsage, "--email is required"},
+		{"", []string{"acme", "--email", "not-an-email"}, ExitUsage, "--email"},
+		{"", []string{"acme", "--email", "b@example.com", "--role", "king"}, ExitUsage, "owner or admin"},
+		{"", []string{"nobody", "--email", "b@example.com"}, ExitFailed, "nobody"},
+		{"", []string{"acme", "--email", "b@example.com"}, ExitFailed, "no password"},
+		{"short\n", []string{"acme", "--email", "b@example.com"}, ExitFailed, "password"},
+	} {
+		r := pwbInput(env, tc.stdin, append([]string{"tenants", "add-member"}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("add-member %v: exit %d %q, want %d mentioning %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if after := counts(); after != before {
+		t.Errorf("refusals changed users/memberships: %s -> %s", before, after)
+	}
+}

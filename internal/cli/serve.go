@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/web"
+)
+
+// serveConnectTimeout bounds connecting to a shard while serving, so a tenant
+// whose shard is down gets its 503 page within two seconds.
+const serveConnectTimeout = 1500 * time.Millisecond
+
+// registryTTL bounds how stale a cached tenant may be if a change
+// notification is lost.
+const registryTTL = 5 * time.Second
+
+type serveOptions struct {
+	Addr      string
+	LogFormat string
+}
+
+func (o serveOptions) Validate() error {
+	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
+		return usagef("--addr %q: want host:port or :port", o.Addr)
+	}
+	if o.LogFormat != "text" && o.LogFormat != "json" {
+		return usagef("--log-format %q: want text or json", o.LogFormat)
+	}
+	return nil
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	o := serveOptions{}
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve every tenant's website and site admin over HTTP",
+		Long: `Serves tenant websites by host name: <subdomain>.<platform domain> or a
+tenant's custom domain. Platform domains come from PWB_PLATFORM_DOMAINS
+(comma-separated, default "localhost,pwb.localhost"). Stops gracefully on
+Ctrl-C or SIGTERM, letting requests in flight finish.`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", o.Addr)
+			if err != nil {
+				return fmt.Errorf("cannot listen on %s: %w", o.Addr, err)
+			}
+			return a.serve(ln, o)
+		},
+	}
+	c.Flags().StringVar(&o.Addr, "addr", ":3000", "address to listen on")
+	c.Flags().StringVar(&o.LogFormat, "log-format", "text", "request log format: text or json")
+	return c
+}
+
+// serve runs the web server on ln until the command's context ends.
+func (a *app) serve(ln net.Listener, o serveOptions) error {
+	defer ln.Close()
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	set := shard.NewSet(cfg, shard.WithConnectTimeout(serveConnectTimeout))
+	defer set.Close()
+	primary, err := set.Primary()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	st, err := migrations.Status(ctx, primary, migrations.Global)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if st.Pending > 0 {
+		return fmt.Errorf("primary has %d pending global migration(s); run `pwb db migrate` first", st.Pending)
+	}
+	log := a.logger(o.LogFormat)
+	cache := registry.NewCache(primary, registry.CacheOptions{TTL: registryTTL, Logger: log})
+	if err := cache.Start(a.ctx); err != nil {
+		log.Warn("registry change notifications are not flowing yet; retrying", "error", err)
+	}
+	defer cache.Close()
+	srv, err := web.New(web.Options{
+		Shards:          set,
+		Registry:        cache,
+		PlatformDomains: splitList(a.getenv("PWB_PLATFORM_DOMAINS")),
+		Logger:          log,
+		SecureCookies:   a.getenv("PWB_SECURE_COOKIES") == "true",
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "pwb: serving on http://%s/ (Ctrl-C to stop)\n", displayAddr(ln.Addr()))
+	err = web.Serve(a.ctx, ln, srv)
+	fmt.Fprintln(a.stdout, "pwb: stopped")
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("some requests did not finish within the shutdown grace period")
+	}
+	return err
+}
+
+func (a *app) logger(format string) *slog.Logger {
+	var w io.Writer = a.stderr
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// displayAddr names a listening address the way a browser would reach it.
+func displayAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
+)
+
+// retryAfterSeconds is what a 503 tells clients to wait: long enough for a
+// freeze or a restarted shard, short enough that a browser retry finds the
+// site back.
+const retryAfterSeconds = "30"
+
+// httpError is an error that knows how it should look to the visitor.
+type httpError struct {
+	status  int
+	title   string
+	message string
+	err     error // the cause, for the log only
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.title + ": " + e.err.Error()
+	}
+	return e.title + ": " + e.message
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+// Title and Message are what the error page template shows.
+func (e *httpError) Title() string   { return e.title }
+func (e *httpError) Message() string { return e.message }
+
+func errorPage(status int, title, message string) error {
+	return &httpError{status: status, title: title, message: message}
+}
+
+var (
+	errUnavailable = &httpError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
+		message: "This website cannot be reached right now. Please try again in a minute."}
+	errWritesPaused = &httpError{status: http.StatusServiceUnavailable, title: "Changes are paused",
+		message: "This website is being maintained and cannot take changes right now. Reading still works; please try again in a few minutes."}
+)
+
+// classify maps an error to what the visitor sees. It is the one place where
+// error kinds become status codes.
+func classify(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	var tooBig *http.MaxBytesError
+	var invalid *content.InvalidError
+	switch {
+	case errors.As(err, &tooBig):
+		return &httpError{status: http.StatusRequestEntityTooLarge, title: "Too large",
+			message: "What you sent is larger than this form accepts. Nothing was saved.", err: err}
+	case errors.As(err, &invalid):
+		return &httpError{status: http.StatusUnprocessableEntity, title: "Please check the form",
+			message: invalid.Error(), err: err}
+	case errors.Is(err, content.ErrNotFound), errors.Is(err, registry.ErrNotFound):
+		return &httpError{status: http.StatusNotFound, title: "Not found",
+			message: "There is nothing at this address.", err: err}
+	case errors.Is(err, content.ErrConflict):
+		return &httpError{status: http.StatusConflict, title: "Already exists",
+			message: "Something with that name already exists. Nothing was saved.", err: err}
+	case errors.Is(err, tenant.ErrWritesPaused):
+		e := *errWritesPaused
+		e.err = err
+		return &e
+	case errors.Is(err, tenant.ErrShardMissing), unreachable(err):
+		e := *errUnavailable
+		e.err = err
+		return &e
+	}
+	return &httpError{status: http.StatusInternalServerError, title: "Something went wrong",
+		message: "The page could not be shown. The problem has been logged.", err: err}
+}
+
+// unreachable reports whether err means the database could not be reached or
+// went away, as opposed to a mistake in what was asked of it.
+func unreachable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr), pgconn.Timeout(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08 is connection exceptions; 57P01-57P03 are a server
+		// shutting down or starting up.
+		return len(pgErr.Code) == 5 && pgErr.Code[:2] == "08" ||
+			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return false
+}
+
+// fail writes err's error page and logs server-side failures with their whole
+// chain.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	he := classify(err)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away; nobody to answer
+	}
+	if he.status >= 500 {
+		ri := requestFrom(r.Context())
+		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("request_id", ri.ID), slog.String("tenant", ri.Tenant), slog.String("shard", ri.Shard),
+			slog.Int("status", he.status), slog.Any("error", err))
+	}
+	if he.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	s.renderError(w, r, he)
+}

@@ -1,0 +1,215 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
+)
+
+func TestMain(m *testing.M) {
+	account.Cost = bcrypt.MinCost
+	os.Exit(m.Run())
+}
+
+// platform is a running pwb web server on real PostgreSQL: primary and N
+// dedicated shards, each on its own server instance, migrated.
+type platform struct {
+	t       testing.TB
+	cluster *pgtest.Cluster
+	set     *shard.Set
+	primary *pgxpool.Pool
+	cache   *registry.Cache
+	server  *Server
+	http    *httptest.Server
+	client  *http.Client
+	log     *logBuffer
+}
+
+type platformOptions struct {
+	shards  int
+	limiter *account.Limiter
+	quiet   bool // discard the server log (benchmarks)
+}
+
+func newPlatform(t testing.TB, o platformOptions) *platform {
+	t.Helper()
+	ctx := context.Background()
+	c := pgtest.StartCluster(t, o.shards)
+	cfg, err := config.Load(c.ConfigPath, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := shard.NewSet(cfg, shard.WithConnectTimeout(time.Second))
+	t.Cleanup(set.Close)
+	for _, r := range migrations.MigrateShards(ctx, set, migrations.Options{}, nil) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	primary, err := set.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
+	if err := cache.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	logs := &logBuffer{}
+	var logTo io.Writer = logs
+	if o.quiet {
+		logTo = io.Discard
+	}
+	srv, err := New(Options{
+		Shards: set, Registry: cache, LoginLimiter: o.limiter,
+		Logger: slog.New(slog.NewTextHandler(logTo, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	client := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &platform{t: t, cluster: c, set: set, primary: primary, cache: cache, server: srv, http: hs, client: client, log: logs}
+}
+
+// tenant registers a website on shardName.
+func (p *platform) tenant(subdomain, shardName string) registry.Website {
+	p.t.Helper()
+	tier := registry.TierPremium
+	if shardName == shard.Default {
+		tier = registry.TierStandard
+	}
+	w, err := registry.Create(context.Background(), p.primary, registry.New{
+		Subdomain: subdomain, Name: strings.ToUpper(subdomain[:1]) + subdomain[1:] + " Homes", Tier: tier, ShardName: shardName})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return w
+}
+
+func (p *platform) scope(w registry.Website) tenant.Scope {
+	p.t.Helper()
+	sc, err := tenant.Resolve(p.set, w)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return sc
+}
+
+// member creates a user with a membership of w and returns its email and
+// password.
+func (p *platform) member(w registry.Website, email string) (string, string) {
+	p.t.Helper()
+	ctx := context.Background()
+	const password = "correct horse battery"
+	u, err := account.CreateUser(ctx, p.primary, email, password)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := account.AddMember(ctx, p.primary, u.ID, w.ID, account.RoleOwner); err != nil {
+		p.t.Fatal(err)
+	}
+	return email, password
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	*http.Response
+	Body string
+}
+
+// do sends req to the platform as if addressed to host.
+func (p *platform) do(host string, req *http.Request) response {
+	p.t.Helper()
+	u, _ := url.Parse(p.http.URL)
+	req.URL.Scheme, req.URL.Host = u.Scheme, u.Host
+	req.Host = host
+	res, err := p.client.Do(req)
+	if err != nil {
+		p.t.Fatalf("%s %s%s: %v", req.Method, host, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{Response: res, Body: string(b)}
+}
+
+func (p *platform) get(host, path string, cookies ...*http.Cookie) response {
+	p.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, path, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	return p.do(host, req)
+}
+
+func (p *platform) postForm(host, path string, form url.Values, cookies ...*http.Cookie) response {
+	p.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	return p.do(host, req)
+}
+
+// count returns the number of rows of table for website on the database url.
+func count(t *testing.T, dbURL, table string, websiteID int64) int {
+	t.Helper()
+	return int(pgtest.QueryValue[int64](t, dbURL, "SELECT count(*) FROM "+table+" WHERE website_id = $1", websiteID))
+}
+
+func wantStatus(t *testing.T, r response, want int) {
+	t.Helper()
+	if r.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d; body:\n%s", r.Request.Method, r.Request.URL.Path, r.StatusCode, want, excerpt(r.Body))
+	}
+}
+
+func excerpt(s string) string {
+	if len(s) > 2000 {
+		return s[:2000] + "..."
+	}
+	return s
+}
+
+// logBuffer keeps the server's log for assertions; the server writes it from
+// many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(b)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

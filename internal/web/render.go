@@ -1,0 +1,192 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/content"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// renderer holds every page template, parsed once at start-up. Each page is
+// its own clone of the layouts, so pages can all define "content".
+type renderer struct {
+	pages map[string]*template.Template
+}
+
+// layoutFor says which layout a page is drawn in, by its folder.
+var layoutFor = map[string]string{
+	"public":   "public_layout",
+	"admin":    "admin_layout",
+	"platform": "plain_layout",
+	"":         "plain_layout",
+}
+
+func newRenderer() (*renderer, error) {
+	base, err := template.New("").Funcs(templateFuncs).ParseFS(templateFS, "templates/layouts.html")
+	if err != nil {
+		return nil, fmt.Errorf("parsing layouts: %w", err)
+	}
+	r := &renderer{pages: map[string]*template.Template{}}
+	err = fs.WalkDir(templateFS, "templates", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || p == "templates/layouts.html" {
+			return err
+		}
+		t, err := base.Clone()
+		if err != nil {
+			return err
+		}
+		if _, err := t.ParseFS(templateFS, p); err != nil {
+			return fmt.Errorf("parsing %s: %w", p, err)
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(p, "templates/"), ".html")
+		r.pages[name] = t
+		return nil
+	})
+	return r, err
+}
+
+// view is what every page template receives.
+type view struct {
+	Title     string
+	Site      *chrome  // the tenant's name, agency and menu; nil off tenant sites
+	Member    string   // the signed-in site admin's email, on admin pages
+	Path      string   // the request path, for marking the current menu item
+	Flash     string   // a one-line notice after a redirect
+	Data      any      // the page's own data
+	Error     string   // a form-level error message
+	Fields    fieldErr // per-field error messages of a refused form
+	RequestID string
+}
+
+type fieldErr map[string]string
+
+// render executes page name into a buffer and only then writes it, so a
+// template error becomes a clean 500 instead of half a page.
+func (rd *renderer) render(w http.ResponseWriter, status int, name string, v view) error {
+	t, ok := rd.pages[name]
+	if !ok {
+		return fmt.Errorf("no template %q", name)
+	}
+	layout := layoutFor[path.Dir(name)]
+	if path.Dir(name) == "." {
+		layout = layoutFor[""]
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, layout, v); err != nil {
+		return fmt.Errorf("rendering %s: %w", name, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	// A failed write means the client went away; there is nobody to tell.
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+// renderError draws an error page. Error pages never query the tenant's shard
+// (it may be the very thing that is down), so they show only what the request
+// already knows.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, he *httpError) {
+	v := view{Title: he.title, Data: he, RequestID: requestFrom(r.Context()).ID}
+	if st, _ := r.Context().Value(siteKey).(*site); st != nil {
+		v.Site = &chrome{Name: st.Website.Name}
+	}
+	if err := s.pages.render(w, he.status, "error", v); err != nil {
+		http.Error(w, he.title, he.status)
+	}
+}
+
+var templateFuncs = template.FuncMap{
+	"money":    formatMoney,
+	"date":     func(t time.Time) string { return t.Format("2 Jan 2006") },
+	"datetime": func(t time.Time) string { return t.Format("2 Jan 2006 15:04") },
+	"add":      func(a, b int) int { return a + b },
+	"deref": func(p any) any {
+		switch v := p.(type) {
+		case *int64:
+			if v != nil {
+				return *v
+			}
+		case *int:
+			if v != nil {
+				return *v
+			}
+		case *float64:
+			if v != nil {
+				return *v
+			}
+		}
+		return ""
+	},
+	"pageURL": func(u *url.URL, page int) string {
+		q := u.Query()
+		q.Set("page", strconv.Itoa(page))
+		return u.Path + "?" + q.Encode()
+	},
+	"excerpt": func(s string, n int) string {
+		r := []rune(s)
+		if len(r) <= n {
+			return s
+		}
+		return strings.TrimSpace(string(r[:n])) + "…"
+	},
+	"statusText": http.StatusText,
+	"listing":    listingLabel,
+}
+
+// formatMoney shows whole units with thousands separators, and cents only when
+// there are any: "EUR 250,000", "USD 1,250.50".
+func formatMoney(cents *int64, currency string) string {
+	if cents == nil {
+		return "Price on application"
+	}
+	c := *cents
+	whole, frac := c/100, c%100
+	s := strconv.FormatInt(whole, 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	out := b.String()
+	if frac != 0 {
+		out += fmt.Sprintf(".%02d", frac)
+	}
+	if currency != "" {
+		out = currency + " " + out
+	}
+	return out
+}
+
+func listingLabel(p content.Property) string {
+	switch {
+	case p.ForSale && p.ForRent:
+		return "For sale or rent"
+	case p.ForSale:
+		return "For sale"
+	case p.ForRent:
+		return "For rent"
+	}
+	return "Not listed"
+}

@@ -1,0 +1,182 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// Options is what a Server is built from.
+type Options struct {
+	Shards   *shard.Set
+	Registry *registry.Cache
+	// PlatformDomains are the platform's own domains; tenants live on their
+	// subdomains. Default DefaultPlatformDomains.
+	PlatformDomains []string
+	Logger          *slog.Logger
+	// SessionTTL is how long a site-admin login lasts. Default 12 hours.
+	SessionTTL time.Duration
+	// SecureCookies marks session cookies Secure; set it when served over
+	// HTTPS.
+	SecureCookies bool
+	// LoginLimiter bounds failed logins per tenant and client address.
+	// Default: 10 per 15 minutes.
+	LoginLimiter *account.Limiter
+}
+
+// Server is the platform's HTTP handler.
+type Server struct {
+	shards          *shard.Set
+	registry        *registry.Cache
+	accounts        *pgxpool.Pool // primary: users, memberships and sessions only
+	platformDomains []string
+	log             *slog.Logger
+	pages           *renderer
+	sessionTTL      time.Duration
+	secureCookies   bool
+	limiter         *account.Limiter
+	handler         http.Handler
+}
+
+// New builds the server and its routes. It opens no connection.
+func New(o Options) (*Server, error) {
+	if o.Shards == nil || o.Registry == nil {
+		return nil, errors.New("web: Shards and Registry are required")
+	}
+	primary, err := o.Shards.Primary()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	pages, err := newRenderer()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s := &Server{
+		shards:        o.Shards,
+		registry:      o.Registry,
+		accounts:      primary,
+		log:           o.Logger,
+		pages:         pages,
+		sessionTTL:    o.SessionTTL,
+		secureCookies: o.SecureCookies,
+		limiter:       o.LoginLimiter,
+	}
+	for _, d := range o.PlatformDomains {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			s.platformDomains = append(s.platformDomains, d)
+		}
+	}
+	if len(s.platformDomains) == 0 {
+		s.platformDomains = DefaultPlatformDomains
+	}
+	// Longest first, so pwb.localhost wins over localhost.
+	sortByLengthDesc(s.platformDomains)
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.sessionTTL == 0 {
+		s.sessionTTL = 12 * time.Hour
+	}
+	if s.limiter == nil {
+		s.limiter = account.NewLimiter(10, 15*time.Minute)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func sortByLengthDesc(ds []string) {
+	for i := 1; i < len(ds); i++ {
+		for j := i; j > 0 && len(ds[j]) > len(ds[j-1]); j-- {
+			ds[j], ds[j-1] = ds[j-1], ds[j]
+		}
+	}
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// handlerFunc is a handler that returns its error, for fail to draw.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// routes chains the middlewares explicitly, outermost first.
+func (s *Server) routes() http.Handler {
+	static, _ := fs.Sub(staticFS, "static")
+	staticHandler := http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static)))
+
+	platform := http.NewServeMux()
+	platform.Handle("GET /static/", staticHandler)
+	platform.Handle("GET /{$}", s.handle(s.platformHome))
+	platform.Handle("/", s.handle(notFound))
+
+	tenantSite := http.NewServeMux()
+	tenantSite.Handle("GET /static/", staticHandler)
+	s.publicRoutes(tenantSite)
+	s.siteAdminRoutes(tenantSite)
+	tenantSite.Handle("/", s.handle(notFound))
+
+	// CrossOriginProtection refuses state-changing requests a browser sends
+	// from another origin (CSRF), using Sec-Fetch-Site and Origin.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return errorPage(http.StatusForbidden, "Forbidden",
+			"This form was sent from another website, so it was refused. Nothing was changed.")
+	}))
+
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	outer.HandleFunc("GET /readyz", s.readyz)
+	outer.Handle("/", csrf.Handler(s.resolveTenant(platform, tenantSite)))
+
+	return recoverPanics(s.log)(requestID(accessLog(s.log)(outer)))
+}
+
+func notFound(http.ResponseWriter, *http.Request) error {
+	return errorPage(http.StatusNotFound, "Not found", "There is nothing at this address.")
+}
+
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	v := fmt.Sprintf("public, max-age=%d", int(d.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", v)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// readyz says whether this process can serve: primary answers and the
+// registry listener is up.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.accounts.Ping(ctx); err != nil {
+		http.Error(w, "primary unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	if !s.registry.Listening() {
+		http.Error(w, "registry listener down", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (s *Server) platformHome(w http.ResponseWriter, r *http.Request) error {
+	return s.pages.render(w, http.StatusOK, "platform/home", view{Title: "PropertyWebBuilder", Path: r.URL.Path})
+}

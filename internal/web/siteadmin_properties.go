@@ -1,0 +1,400 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/propertywebbuilder/pwb/internal/content"
+)
+
+type adminPropertiesData struct {
+	Results content.Results
+	Pager   pager
+}
+
+func (s *Server) adminProperties(w http.ResponseWriter, r *http.Request) error {
+	page := pageParam(r)
+	res, err := content.Search(r.Context(), siteFrom(r.Context()).Scope,
+		content.Filter{IncludeHidden: true, Page: page, PerPage: adminPerPage})
+	if err != nil {
+		return err
+	}
+	return s.renderAdmin(w, r, http.StatusOK, "admin/properties", view{Title: "Properties",
+		Data: adminPropertiesData{Results: res, Pager: newPager(r, res.Page, res.Total, res.PerPage)}})
+}
+
+// propertyForm is the property form as typed, so that a refused form comes
+// back with exactly what the editor wrote, numbers that are not numbers
+// included.
+type propertyForm struct {
+	Reference, Title, Description, Address, City, Region, PostalCode, Country string
+	Latitude, Longitude, Bedrooms, Bathrooms, Garages, FloorArea, YearBuilt   string
+	PropertyType                                                              string
+	ForSale                                                                   bool
+	SalePrice, SaleCurrency                                                   string
+	ForRent                                                                   bool
+	RentPrice, RentCurrency                                                   string
+	Visible, Highlighted                                                      bool
+	Features                                                                  string // one per line
+}
+
+// propertyFormData is what the property form template receives.
+type propertyFormData struct {
+	Form      propertyForm
+	Property  *content.Property // nil on the new-property form
+	MaxPhotos int
+}
+
+func formOf(p content.Property) propertyForm {
+	in := p.Input()
+	return propertyForm{
+		Reference: in.Reference, Title: in.Title, Description: in.Description, Address: in.Address,
+		City: in.City, Region: in.Region, PostalCode: in.PostalCode, Country: in.Country,
+		Latitude: floatText(in.Latitude), Longitude: floatText(in.Longitude),
+		Bedrooms: strconv.Itoa(in.Bedrooms), Bathrooms: strconv.Itoa(in.Bathrooms), Garages: strconv.Itoa(in.Garages),
+		FloorArea: floatText(in.FloorAreaSqm), YearBuilt: intText(in.YearBuilt), PropertyType: in.PropertyType,
+		ForSale: in.ForSale, SalePrice: moneyText(in.SalePriceCents), SaleCurrency: in.SaleCurrency,
+		ForRent: in.ForRent, RentPrice: moneyText(in.RentPriceCentsMonthly), RentCurrency: in.RentCurrency,
+		Visible: in.Visible, Highlighted: in.Highlighted,
+		Features: strings.Join(in.Features, "\n"),
+	}
+}
+
+func floatText(f *float64) string {
+	if f == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f, 'f', -1, 64)
+}
+
+func intText(n *int) string {
+	if n == nil {
+		return ""
+	}
+	return strconv.Itoa(*n)
+}
+
+// moneyText shows cents in whole units as parseMoney reads them back.
+func moneyText(c *int64) string {
+	if c == nil {
+		return ""
+	}
+	s := strconv.FormatInt(*c/100, 10)
+	if f := *c % 100; f != 0 {
+		s += fmt.Sprintf(".%02d", f)
+	}
+	return s
+}
+
+// readPropertyForm reads the form's fields as typed and turns them into a
+// content.PropertyInput. Fields that cannot be parsed are reported under
+// the same names content's validation uses, with what is wrong.
+func readPropertyForm(r *http.Request) (propertyForm, content.PropertyInput, fieldErr) {
+	get := r.PostForm.Get
+	checked := func(name string) bool { v := get(name); return v != "" && v != "0" }
+	f := propertyForm{
+		Reference: get("reference"), Title: get("title"), Description: get("description"),
+		Address: get("address"), City: get("city"), Region: get("region"),
+		PostalCode: get("postal_code"), Country: get("country"),
+		Latitude: get("latitude"), Longitude: get("longitude"),
+		Bedrooms: get("bedrooms"), Bathrooms: get("bathrooms"), Garages: get("garages"),
+		FloorArea: get("floor_area_sqm"), YearBuilt: get("year_built"), PropertyType: get("property_type"),
+		ForSale: checked("for_sale"), SalePrice: get("sale_price"), SaleCurrency: get("sale_currency"),
+		ForRent: checked("for_rent"), RentPrice: get("rent_price"), RentCurrency: get("rent_currency"),
+		Visible: checked("visible"), Highlighted: checked("highlighted"),
+		Features: get("features"),
+	}
+	in := content.PropertyInput{
+		Reference: f.Reference, Title: f.Title, Description: f.Description, Address: f.Address,
+		City: f.City, Region: f.Region, PostalCode: f.PostalCode, Country: f.Country,
+		PropertyType: f.PropertyType, ForSale: f.ForSale, SaleCurrency: f.SaleCurrency,
+		ForRent: f.ForRent, RentCurrency: f.RentCurrency, Visible: f.Visible, Highlighted: f.Highlighted,
+	}
+	fields := fieldErr{}
+	wholeNumber := func(field, label, s string, into *int) {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			fields[field] = label + " must be a whole number such as 3."
+			return
+		}
+		*into = n
+	}
+	wholeNumber("bedrooms", "Bedrooms", f.Bedrooms, &in.Bedrooms)
+	wholeNumber("bathrooms", "Bathrooms", f.Bathrooms, &in.Bathrooms)
+	wholeNumber("garages", "Garages", f.Garages, &in.Garages)
+	if strings.TrimSpace(f.YearBuilt) != "" {
+		var y int
+		if wholeNumber("year_built", "Year built", f.YearBuilt, &y); fields["year_built"] == "" {
+			in.YearBuilt = &y
+		}
+	}
+	number := func(field, label, example, s string) *float64 {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return nil
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			fields[field] = label + " must be a number such as " + example + "."
+			return nil
+		}
+		return &v
+	}
+	in.Latitude = number("latitude", "Latitude", "41.3851", f.Latitude)
+	in.Longitude = number("longitude", "Longitude", "2.1734", f.Longitude)
+	in.FloorAreaSqm = number("floor_area_sqm", "Floor area", "120.5", f.FloorArea)
+	var problem string
+	if in.SalePriceCents, problem = parseMoney(f.SalePrice); problem != "" {
+		fields["sale_price_cents"] = "Sale price " + problem
+	}
+	if in.RentPriceCentsMonthly, problem = parseMoney(f.RentPrice); problem != "" {
+		fields["rent_price_cents_monthly"] = "Monthly rent " + problem
+	}
+	for _, line := range strings.Split(f.Features, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			in.Features = append(in.Features, line)
+		}
+	}
+	// Validate too, so that the editor sees every problem at once; a field
+	// that could not be parsed keeps its parsing message.
+	for k, msg := range invalidFields(in.Validate()) {
+		if _, ok := fields[k]; !ok {
+			fields[k] = msg
+		}
+	}
+	return f, in, fields
+}
+
+// upload is a photo read from a form, checked and ready to store.
+type upload struct {
+	name string
+	data []byte
+}
+
+// readPhotos reads and checks every photo of the form's "photos" field before
+// anything is stored, so one bad file refuses the whole form. A file input
+// left empty sends a part with no name and no bytes; it is skipped.
+func readPhotos(r *http.Request) ([]upload, string) {
+	if r.MultipartForm == nil {
+		return nil, ""
+	}
+	var files []*multipart.FileHeader
+	for _, fh := range r.MultipartForm.File["photos"] {
+		if fh.Filename == "" && fh.Size == 0 {
+			continue
+		}
+		files = append(files, fh)
+	}
+	if len(files) > maxPhotosPerUpload {
+		return nil, fmt.Sprintf("Upload at most %d photos at a time.", maxPhotosPerUpload)
+	}
+	var out []upload
+	for _, fh := range files {
+		name := fh.Filename
+		if name == "" {
+			name = "The photo"
+		}
+		if fh.Size > content.MaxPhotoBytes {
+			return nil, fmt.Sprintf("%s: the photo is larger than the %d MB limit.", name, content.MaxPhotoBytes>>20)
+		}
+		data, err := readFile(fh)
+		if err != nil {
+			return nil, name + ": the file could not be read."
+		}
+		if _, err := content.PhotoContentType(data); err != nil {
+			msg := "the file is not an image."
+			if m := invalidFields(err)["photo"]; m != "" {
+				msg = m
+			}
+			return nil, name + ": " + msg
+		}
+		out = append(out, upload{name: name, data: data})
+	}
+	return out, ""
+}
+
+func readFile(fh *multipart.FileHeader) ([]byte, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, content.MaxPhotoBytes+1))
+}
+
+func (s *Server) newProperty(w http.ResponseWriter, r *http.Request) error {
+	return s.renderPropertyForm(w, r, http.StatusOK, propertyFormData{
+		Form: propertyForm{Visible: true, ForSale: true}}, nil, "")
+}
+
+func (s *Server) renderPropertyForm(w http.ResponseWriter, r *http.Request, status int, d propertyFormData, fields fieldErr, msg string) error {
+	d.MaxPhotos = maxPhotosPerUpload
+	title := "New property"
+	if d.Property != nil {
+		title = "Edit property"
+	}
+	return s.renderAdmin(w, r, status, "admin/property_form", view{Title: title, Data: d, Fields: fields, Error: msg})
+}
+
+const (
+	notSavedProperty  = "The property was not saved. Please correct the fields marked below."
+	choosePhotosAgain = " Choose the photos again: a browser does not keep them after a refused form."
+)
+
+func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
+	sc := siteFrom(r.Context()).Scope
+	if err := parseUpload(w, r); err != nil {
+		return err
+	}
+	defer cleanupUpload(r)
+	f, in, fields := readPropertyForm(r)
+	photos, photoProblem := readPhotos(r)
+	if photoProblem != "" {
+		fields["photos"] = photoProblem
+	}
+	d := propertyFormData{Form: f}
+	if len(fields) > 0 {
+		msg := notSavedProperty
+		if r.MultipartForm != nil && len(r.MultipartForm.File["photos"]) > 0 {
+			msg += choosePhotosAgain
+		}
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, msg)
+	}
+	p, err := content.CreateProperty(r.Context(), sc, in)
+	if err != nil {
+		return s.propertyRefused(w, r, d, err)
+	}
+	for _, ph := range photos {
+		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data); err != nil {
+			// Every photo was checked, so this is the database failing. Take
+			// the half-made property back rather than leave it without the
+			// photos the editor sent.
+			if derr := content.DeleteProperty(context.WithoutCancel(r.Context()), sc, p.ID); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			return err
+		}
+	}
+	return redirectDone(w, r, "/site_admin/properties/"+p.ID.String()+"/edit", "created")
+}
+
+// propertyRefused turns a refusal of content.CreateProperty or
+// UpdateProperty into the form again, or returns err for the error page.
+func (s *Server) propertyRefused(w http.ResponseWriter, r *http.Request, d propertyFormData, err error) error {
+	if fields := invalidFields(err); fields != nil {
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedProperty)
+	}
+	if errors.Is(err, content.ErrConflict) {
+		return s.renderPropertyForm(w, r, http.StatusConflict, d,
+			fieldErr{"reference": "That reference is already used by another property."}, notSavedProperty)
+	}
+	return err
+}
+
+func (s *Server) adminProperty(r *http.Request) (content.Property, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return content.Property{}, err
+	}
+	return content.GetProperty(r.Context(), siteFrom(r.Context()).Scope, id)
+}
+
+func (s *Server) editProperty(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.adminProperty(r)
+	if err != nil {
+		return err
+	}
+	return s.renderPropertyForm(w, r, http.StatusOK, propertyFormData{Form: formOf(p), Property: &p}, nil, "")
+}
+
+func (s *Server) updateProperty(w http.ResponseWriter, r *http.Request) error {
+	// The property is looked up first, so another website's id is a 404
+	// whatever the form says.
+	p, err := s.adminProperty(r)
+	if err != nil {
+		return err
+	}
+	if err := parseUpload(w, r); err != nil {
+		return err
+	}
+	defer cleanupUpload(r)
+	f, in, fields := readPropertyForm(r)
+	d := propertyFormData{Form: f, Property: &p}
+	if len(fields) > 0 {
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedProperty)
+	}
+	if _, err := content.UpdateProperty(r.Context(), siteFrom(r.Context()).Scope, p.ID, in); err != nil {
+		return s.propertyRefused(w, r, d, err)
+	}
+	return redirectDone(w, r, "/site_admin/properties/"+p.ID.String()+"/edit", "saved")
+}
+
+func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := content.DeleteProperty(r.Context(), siteFrom(r.Context()).Scope, id); err != nil {
+		return err
+	}
+	return redirectDone(w, r, "/site_admin/properties", "deleted")
+}
+
+func (s *Server) uploadPhotos(w http.ResponseWriter, r *http.Request) error {
+	sc := siteFrom(r.Context()).Scope
+	p, err := s.adminProperty(r)
+	if err != nil {
+		return err
+	}
+	if err := parseUpload(w, r); err != nil {
+		return err
+	}
+	defer cleanupUpload(r)
+	photos, problem := readPhotos(r)
+	if problem == "" && len(photos) == 0 {
+		problem = "Choose a photo to upload."
+	}
+	if problem != "" {
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity,
+			propertyFormData{Form: formOf(p), Property: &p}, fieldErr{"photos": problem}, "No photo was added. "+problem)
+	}
+	for _, ph := range photos {
+		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data); err != nil {
+			return err
+		}
+	}
+	return redirectDone(w, r, "/site_admin/properties/"+p.ID.String()+"/edit", "photos")
+}
+
+func (s *Server) deletePhoto(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := parseForm(w, r, maxSmallForm); err != nil {
+		return err
+	}
+	if err := content.DeletePhoto(r.Context(), siteFrom(r.Context()).Scope, id); err != nil {
+		return err
+	}
+	// The form says which property to go back to; it only steers the
+	// redirect, within the admin.
+	back := "/site_admin/properties"
+	if pid, err := uuid.Parse(r.PostForm.Get("property")); err == nil {
+		back += "/" + pid.String() + "/edit"
+	}
+	return redirectDone(w, r, back, "photo_deleted")
+}
