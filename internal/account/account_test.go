@@ -11,7 +11,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
@@ -23,19 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 // primary is a fresh database with the global set applied.
-func primary(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	srv := pgtest.Start(t, 1)[0]
-	pool, err := pgxpool.New(context.Background(), pgtest.CreateDatabase(t, srv, "primary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Up(context.Background(), pool, migrations.Global); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
+func primary(t *testing.T) *pgxpool.Pool { return pgtest.MigratedPrimary(t) }
 
 func website(t *testing.T, db *pgxpool.Pool, subdomain string) registry.Website {
 	t.Helper()

@@ -16,9 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -35,18 +33,9 @@ type env struct {
 
 func newEnv(t *testing.T, shards int) *env {
 	t.Helper()
-	c := pgtest.StartCluster(t, shards)
-	cfg, err := config.Load(c.ConfigPath, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{set: shard.NewSet(cfg)}
-	t.Cleanup(e.set.Close)
-	for _, r := range migrations.MigrateShards(context.Background(), e.set, migrations.Options{}, nil) {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	e := &env{}
+	_, e.set = pgtest.MigratedCluster(t, shards)
+	var err error
 	if e.primary, err = e.set.Primary(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
@@ -33,18 +30,7 @@ func TestMain(m *testing.M) {
 func TestSeed_FillsTheTenantsShardOnceAndEnsuresTheOwner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := pgtest.StartCluster(t, 1)
-	cfg, err := config.Load(c.ConfigPath, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := shard.NewSet(cfg)
-	t.Cleanup(set.Close)
-	for _, r := range migrations.MigrateShards(ctx, set, migrations.Options{}, nil) {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	_, set := pgtest.MigratedCluster(t, 1)
 	primary, err := set.Primary()
 	if err != nil {
 		t.Fatal(err)

@@ -13,26 +13,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 )
 
 // These tests sit inside the package to reach the cache's test hook and
 // generation counter; registry_test.go tests the package from outside.
 
-func cachePrimary(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	srv := pgtest.Start(t, 1)[0]
-	pool, err := pgxpool.New(context.Background(), pgtest.CreateDatabase(t, srv, "registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Up(context.Background(), pool, migrations.Global); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
+func cachePrimary(t testing.TB) *pgxpool.Pool { return pgtest.MigratedPrimary(t) }
 
 // newTestCache returns a cache that logs into the test's output and is
 // closed before the pool and the server go away.
@@ -334,7 +321,7 @@ func TestCache_ReconnectsAndClearsAfterLosingTheListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "ALTER DATABASE registry WITH ALLOW_CONNECTIONS false"); err != nil {
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db.Config().ConnConfig.Database}.Sanitize()+" WITH ALLOW_CONNECTIONS false"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
@@ -355,7 +342,7 @@ func TestCache_ReconnectsAndClearsAfterLosingTheListener(t *testing.T) {
 		t.Fatalf("while down the cached entry should still answer (TTL 1h); status %q", s)
 	}
 
-	if _, err := admin.Exec(ctx, "ALTER DATABASE registry WITH ALLOW_CONNECTIONS true"); err != nil {
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db.Config().ConnConfig.Database}.Sanitize()+" WITH ALLOW_CONNECTIONS true"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "Listening() true again", c.Listening)

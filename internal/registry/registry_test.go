@@ -10,24 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
-func primary(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	srv := pgtest.Start(t, 1)[0]
-	pool, err := pgxpool.New(context.Background(), pgtest.CreateDatabase(t, srv, "registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Up(context.Background(), pool, migrations.Global); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
+func primary(t *testing.T) *pgxpool.Pool { return pgtest.MigratedPrimary(t) }
 
 func TestNormalizeSubdomain(t *testing.T) {
 	t.Parallel()

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/propertywebbuilder/pwb/internal/config"
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -20,18 +18,7 @@ import (
 func platform(t *testing.T) (*pgtest.Cluster, *shard.Set, registry.Website, registry.Website) {
 	t.Helper()
 	ctx := context.Background()
-	c := pgtest.StartCluster(t, 1)
-	cfg, err := config.Load(c.ConfigPath, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := shard.NewSet(cfg)
-	t.Cleanup(set.Close)
-	for _, r := range migrations.MigrateShards(ctx, set, migrations.Options{}, nil) {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	c, set := pgtest.MigratedCluster(t, 1)
 	primary, _ := set.Primary()
 	std, err := registry.Create(ctx, primary, registry.New{Subdomain: "standard-co", Name: "Standard"})
 	if err != nil {

@@ -17,8 +17,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/config"
-	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -53,18 +51,7 @@ type platformOptions struct {
 func newPlatform(t testing.TB, o platformOptions) *platform {
 	t.Helper()
 	ctx := context.Background()
-	c := pgtest.StartCluster(t, o.shards)
-	cfg, err := config.Load(c.ConfigPath, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := shard.NewSet(cfg, shard.WithConnectTimeout(time.Second))
-	t.Cleanup(set.Close)
-	for _, r := range migrations.MigrateShards(ctx, set, migrations.Options{}, nil) {
-		if r.Err != nil {
-			t.Fatal(r.Err)
-		}
-	}
+	c, set := pgtest.MigratedCluster(t, o.shards, shard.WithConnectTimeout(time.Second))
 	primary, err := set.Primary()
 	if err != nil {
 		t.Fatal(err)
