@@ -57,7 +57,7 @@ the data.`,
 		},
 	}
 	c.Flags().StringVar(&o.Dir, "dir", DefaultDevDir, "where the local servers keep their data")
-	c.Flags().StringVar(&o.Addr, "addr", ":3000", "address the web server listens on")
+	c.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:3000", "address the web server listens on (loopback only by default: the demo logins are public)")
 	return c
 }
 

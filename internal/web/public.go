@@ -32,9 +32,10 @@ func (s *Server) publicRoutes(mux *http.ServeMux) {
 // chrome is what every public page shows around its content: the site's
 // name, its menu of CMS pages and the agency details in the footer.
 type chrome struct {
-	Name   string
-	Agency content.Agency
-	Menu   []content.Page
+	Name     string
+	Agency   content.Agency
+	Menu     []content.Page
+	ReadOnly bool // changes are paused (the site admin says so)
 }
 
 func loadChrome(ctx context.Context, st *site) (*chrome, error) {

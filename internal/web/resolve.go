@@ -157,12 +157,18 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 		}
 		st := &site{Website: ws, Scope: sc}
 		ctx := withSite(r.Context(), st)
-		if ws.Status == registry.StatusReadOnly && !safeMethod(r.Method) {
+		if ws.Status == registry.StatusReadOnly && !safeMethod(r.Method) && !signingInOrOut(r.URL.Path) {
 			s.fail(w, r.WithContext(ctx), errWritesPaused)
 			return
 		}
 		tenantSite.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// signingInOrOut is a site-admin request that writes only to primary's
+// sessions, never to the tenant's shard, so a read_only tenant still takes it.
+func signingInOrOut(path string) bool {
+	return path == adminPrefix+"/login" || path == adminPrefix+"/logout"
 }
 
 func safeMethod(m string) bool {

@@ -101,3 +101,29 @@ func TestResolve_FindsTheTenantByHeaderSubdomainAndCustomDomain(t *testing.T) {
 		t.Errorf("access log lacks tenant and shard:\n%s", p.log.String())
 	}
 }
+
+// /healthz answers on any host; /readyz also checks primary and the registry
+// listener, and says so when either is missing.
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{})
+	for _, host := range []string{"localhost", "10.0.0.7:3000", "nobody.localhost"} {
+		wantStatus(t, p.get(host, "/healthz"), http.StatusOK)
+		wantStatus(t, p.get(host, "/readyz"), http.StatusOK)
+	}
+	p.cache.Close()
+	r := p.get("localhost", "/readyz")
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if !strings.Contains(r.Body, "registry listener down") {
+		t.Errorf("readyz body %q", r.Body)
+	}
+	if err := p.cluster.Servers[0].Stop(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	r = p.get("localhost", "/readyz")
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if !strings.Contains(r.Body, "primary unreachable") {
+		t.Errorf("readyz body %q", r.Body)
+	}
+	wantStatus(t, p.get("localhost", "/healthz"), http.StatusOK)
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/account"
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
 // The site admin lives under adminPrefix on every tenant's host. Its session
@@ -141,7 +142,8 @@ func (s *Server) member(h handlerFunc) handlerFunc {
 // renderAdmin draws an admin page. The admin's chrome is only the site's name:
 // admin pages need nothing else of the public site.
 func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, status int, name string, v view) error {
-	v.Site = &chrome{Name: siteFrom(r.Context()).Website.Name}
+	ws := siteFrom(r.Context()).Website
+	v.Site = &chrome{Name: ws.Name, ReadOnly: ws.Status == registry.StatusReadOnly}
 	v.Member = memberFrom(r.Context()).Email
 	v.Path = r.URL.Path
 	v.RequestID = requestFrom(r.Context()).ID

@@ -3,9 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
-	"image"
 	"image/color"
-	"image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -104,17 +102,7 @@ func saPostMultipart(t *testing.T, p *platform, host, path string, cookie *http.
 // saPNG returns a small PNG image; seed makes different images.
 func saPNG(t *testing.T, seed uint8) []byte {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 4, 3))
-	for x := range 4 {
-		for y := range 3 {
-			img.Set(x, y, color.RGBA{R: seed, G: uint8(x * 60), B: uint8(y * 80), A: 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return pngBytes(t, color.RGBA{R: seed, G: 60, B: 80, A: 255})
 }
 
 // saPropertyFields is a valid property form.
@@ -874,4 +862,35 @@ func TestSiteAdmin_MessagesPagesAgencyAndCSRF(t *testing.T) {
 			saWantNoStore(t, r)
 		}
 	})
+}
+
+// A read_only tenant's members can still sign in and look around (sessions
+// live on primary), are told why changes are paused, and every change gets
+// 503 with Retry-After and writes nothing.
+func TestSiteAdmin_ReadOnlyTenantSignsInButChangesNothing(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 1})
+	w := p.tenant("frozen", "shard_1")
+	email, password := p.member(w, "owner@frozen.example")
+	const host = "frozen.localhost"
+	if err := registry.SetStatus(context.Background(), p.primary, w.ID, registry.StatusReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		return p.postForm(host, "/contact", url.Values{}).StatusCode == http.StatusServiceUnavailable
+	})
+	before := saCount(t, p.cluster.URL["shard_1"], w.ID)
+	cookie := saSignIn(t, p, host, email, password)
+	dash := p.get(host, "/site_admin", cookie)
+	wantStatus(t, dash, http.StatusOK)
+	saWantBody(t, dash, "read-only while maintenance is in progress")
+	r := saPostMultipart(t, p, host, "/site_admin/properties", cookie, saPropertyFields("Frozen flat"))
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("no Retry-After on a paused write: %v", r.Header)
+	}
+	saWantSameCounts(t, "a write to a read_only tenant", before, saCount(t, p.cluster.URL["shard_1"], w.ID))
+	wantStatus(t, p.postForm(host, "/site_admin/logout", url.Values{}, cookie), http.StatusSeeOther)
+	r = p.get(host, "/site_admin", cookie)
+	wantStatus(t, r, http.StatusSeeOther)
 }
