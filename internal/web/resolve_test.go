@@ -126,4 +126,6 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("readyz body %q", r.Body)
 	}
 	wantStatus(t, p.get("localhost", "/healthz"), http.StatusOK)
+	// Error pages of unknown hosts are styled: the stylesheet needs no tenant.
+	wantStatus(t, p.get("nobody.localhost", "/static/site.css"), http.StatusOK)
 }

@@ -123,12 +123,10 @@ func (s *Server) routes() http.Handler {
 	staticHandler := http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static)))
 
 	platform := http.NewServeMux()
-	platform.Handle("GET /static/", staticHandler)
 	platform.Handle("GET /{$}", s.handle(s.platformHome))
 	platform.Handle("/", s.handle(notFound))
 
 	tenantSite := http.NewServeMux()
-	tenantSite.Handle("GET /static/", staticHandler)
 	s.publicRoutes(tenantSite)
 	s.siteAdminRoutes(tenantSite)
 	tenantSite.Handle("/", s.handle(notFound))
@@ -144,6 +142,9 @@ func (s *Server) routes() http.Handler {
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	outer.HandleFunc("GET /readyz", s.readyz)
+	// The stylesheet is the same on every host and needs no tenant, so error
+	// pages of unknown hosts and of tenants that are down are styled too.
+	outer.Handle("GET /static/", staticHandler)
 	outer.Handle("/", csrf.Handler(s.resolveTenant(platform, tenantSite)))
 
 	return recoverPanics(s.log)(requestID(accessLog(s.log)(outer)))
