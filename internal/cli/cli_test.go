@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -158,4 +159,54 @@ func TestConfigFlagAndEnvironment(t *testing.T) {
 	wantRefused(t, r, `environment "development" not found (have: test)`)
 	r = pwbEnv(map[string]string{"PWB_CONFIG": c.ConfigPath, "PWB_ENV": "staging"}, "sharding", "list")
 	wantRefused(t, r, `environment "staging" not found`)
+}
+
+// runningPWB is pwb running as a child process, its output read up to a line.
+type runningPWB struct {
+	cmd    *exec.Cmd
+	sc     *bufio.Scanner
+	out    strings.Builder
+	stderr strings.Builder
+}
+
+// startPWB starts pwb as a process and reads its output until a line contains
+// ready, failing the test if it ends first. The process is killed at cleanup
+// if still running.
+func startPWB(t *testing.T, cfg, ready string, args ...string) *runningPWB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	p := &runningPWB{cmd: pwbProcess(ctx, cfg, args...)}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		cancel()
+	})
+	p.sc = bufio.NewScanner(stdout)
+	for p.sc.Scan() {
+		p.out.WriteString(p.sc.Text() + "\n")
+		if strings.Contains(p.sc.Text(), ready) {
+			return p
+		}
+	}
+	p.cmd.Wait()
+	t.Fatalf("pwb %s did not come up:\n%s\n%s", strings.Join(args, " "), p.out.String(), p.stderr.String())
+	return nil
+}
+
+// interrupt sends Ctrl-C and waits for the process to end, returning all it
+// printed.
+func (p *runningPWB) interrupt() (string, error) {
+	p.cmd.Process.Signal(os.Interrupt)
+	for p.sc.Scan() {
+		p.out.WriteString(p.sc.Text() + "\n")
+	}
+	err := p.cmd.Wait()
+	return p.out.String() + p.stderr.String(), err
 }

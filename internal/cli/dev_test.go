@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -33,45 +32,18 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// runDev starts `pwb dev` as a process, waits until it says the platform is
-// running, checks it with the CLI, then stops it with Ctrl-C (SIGINT).
+// runDev starts `pwb dev` as a process, waits until it serves, checks it
+// with the CLI and over HTTP, then stops it with Ctrl-C (SIGINT).
 func runDev(t *testing.T, cfg, dir string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := pwbProcess(ctx, cfg, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "pwb: serving on") {
-			break
-		}
-	}
-	if !strings.Contains(out.String(), "pwb: serving on") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("pwb dev did not come up:\n%s\n%s", out.String(), stderr.String())
-	}
+	p := startPWB(t, cfg, "pwb: serving on", "dev", "--dir", dir, "--addr", "127.0.0.1:0")
 	list := mustPWB(t, cfg, "sharding", "list")
-	checkDevSites(t, out.String())
-	cmd.Process.Signal(os.Interrupt)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
+	checkDevSites(t, p.out.String())
+	out, err := p.interrupt()
+	if err != nil {
+		t.Fatalf("pwb dev exited with %v after Ctrl-C:\n%s", err, out)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("pwb dev exited with %v after Ctrl-C:\n%s\n%s", err, out.String(), stderr.String())
-	}
-	return out.String() + list
+	return out + list
 }
 
 func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,63 +14,26 @@ import (
 
 // serveProcess is a running `pwb serve` child process.
 type serveProcess struct {
+	*runningPWB
 	base   string // http://127.0.0.1:PORT
 	client *http.Client
-	wait   func() (string, error)
-	stop   func()
 }
 
 var servingRE = regexp.MustCompile(`serving on http://localhost:(\d+)/`)
 
-func startServe(t *testing.T, cfg string, extraArgs ...string) *serveProcess {
+func startServe(t *testing.T, cfg string) *serveProcess {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cmd := pwbProcess(ctx, cfg, append([]string{"serve", "--addr", "127.0.0.1:0"}, extraArgs...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := startPWB(t, cfg, "serving on", "serve", "--addr", "127.0.0.1:0")
+	port := servingRE.FindStringSubmatch(p.out.String())
+	if port == nil {
+		t.Fatalf("pwb serve did not say its address:\n%s", p.out.String())
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	var out strings.Builder
-	var port string
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
-			port = m[1]
-			break
-		}
-	}
-	if port == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		cancel()
-		t.Fatalf("pwb serve did not come up:\n%s\n%s", out.String(), stderr.String())
-	}
-	p := &serveProcess{
-		base: "http://127.0.0.1:" + port,
+	return &serveProcess{
+		runningPWB: p,
+		base:       "http://127.0.0.1:" + port[1],
 		client: &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
-	p.wait = func() (string, error) {
-		for sc.Scan() {
-			out.WriteString(sc.Text() + "\n")
-		}
-		err := cmd.Wait()
-		return out.String() + stderr.String(), err
-	}
-	p.stop = func() {
-		cmd.Process.Signal(os.Interrupt)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cancel()
-	})
-	return p
 }
 
 // request sends method path to host on the process and returns status and body.
@@ -167,8 +127,7 @@ func TestServe_RegistryChangesReachEveryProcess(t *testing.T) {
 
 	// Ctrl-C stops each process gracefully.
 	for _, p := range procs {
-		p.stop()
-		out, err := p.wait()
+		out, err := p.interrupt()
 		if err != nil || !strings.Contains(out, "pwb: stopped") {
 			t.Errorf("pwb serve after Ctrl-C: %v\n%s", err, out)
 		}
