@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,6 +49,9 @@ type app struct {
 	configPath string
 	cfg        *config.Config
 	set        *shard.Set
+	// connectTimeout, when set before the shard set is first used, bounds
+	// connecting to shards instead of shard.DefaultConnectTimeout.
+	connectTimeout time.Duration
 }
 
 // Run executes the pwb command line and returns the process exit code.
@@ -191,7 +195,11 @@ func (a *app) shards() (*shard.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.set = shard.NewSet(cfg)
+	var opts []shard.Option
+	if a.connectTimeout > 0 {
+		opts = append(opts, shard.WithConnectTimeout(a.connectTimeout))
+	}
+	a.set = shard.NewSet(cfg, opts...)
 	return a.set, nil
 }
 

@@ -53,6 +53,8 @@ the data.`,
 			if !cmd.Flags().Changed("dir") {
 				o.Dir = a.defaultDevDir()
 			}
+			// One shard set serves migrating, seeding and the web server.
+			a.connectTimeout = serveConnectTimeout
 			return a.dev(o)
 		},
 	}

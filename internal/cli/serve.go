@@ -14,7 +14,6 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/web"
 )
 
@@ -59,6 +58,7 @@ Ctrl-C or SIGTERM, letting requests in flight finish.`,
 			if err != nil {
 				return fmt.Errorf("cannot listen on %s: %w", o.Addr, err)
 			}
+			a.connectTimeout = serveConnectTimeout
 			return a.serve(ln, o)
 		},
 	}
@@ -67,16 +67,11 @@ Ctrl-C or SIGTERM, letting requests in flight finish.`,
 	return c
 }
 
-// serve runs the web server on ln until the command's context ends.
+// serve runs the web server on ln until the command's context ends, on the
+// process's shard set.
 func (a *app) serve(ln net.Listener, o serveOptions) error {
 	defer ln.Close()
-	cfg, err := a.config()
-	if err != nil {
-		return err
-	}
-	set := shard.NewSet(cfg, shard.WithConnectTimeout(serveConnectTimeout))
-	defer set.Close()
-	primary, err := set.Primary()
+	set, primary, err := a.primary()
 	if err != nil {
 		return err
 	}

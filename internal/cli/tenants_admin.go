@@ -26,9 +26,7 @@ answers every page with a 503 maintenance page. TENANT is an id or subdomain.`,
 		Args: exactArgs("TENANT", "STATUS"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			status := args[1]
-			switch status {
-			case registry.StatusActive, registry.StatusReadOnly, registry.StatusMaintenance:
-			default:
+			if !registry.ValidStatus(status) {
 				return usagef("status %q: must be active, read_only or maintenance", status)
 			}
 			_, primary, err := a.primary()

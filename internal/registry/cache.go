@@ -113,13 +113,7 @@ func NewCache(pool *pgxpool.Pool, opts CacheOptions) *Cache {
 // already lower-cased, or an error wrapping ErrNotFound. Other errors come
 // from the database and are never cached.
 func (c *Cache) BySubdomain(ctx context.Context, sub string) (Website, error) {
-	c.mu.RLock()
-	e, ok := c.bySub[sub]
-	c.mu.RUnlock()
-	if ok && time.Since(e.fetched) < c.ttl {
-		return e.w, e.err
-	}
-	return c.load(ctx, false, sub)
+	return c.lookup(ctx, false, sub)
 }
 
 // ByCustomDomain returns the website whose custom domain is host (lower-case,
@@ -127,13 +121,23 @@ func (c *Cache) BySubdomain(ctx context.Context, sub string) (Website, error) {
 // error wrapping ErrNotFound. Other errors come from the database and are
 // never cached.
 func (c *Cache) ByCustomDomain(ctx context.Context, host string) (Website, error) {
+	return c.lookup(ctx, true, host)
+}
+
+// lookup answers from the map of its kind while the entry is fresh, and asks
+// primary otherwise.
+func (c *Cache) lookup(ctx context.Context, byDomain bool, key string) (Website, error) {
 	c.mu.RLock()
-	e, ok := c.byDomain[host]
+	m := c.bySub
+	if byDomain {
+		m = c.byDomain
+	}
+	e, ok := m[key]
 	c.mu.RUnlock()
 	if ok && time.Since(e.fetched) < c.ttl {
 		return e.w, e.err
 	}
-	return c.load(ctx, true, host)
+	return c.load(ctx, byDomain, key)
 }
 
 // load asks primary and caches the answer unless the cache was invalidated

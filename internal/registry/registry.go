@@ -285,11 +285,14 @@ func SetShard(ctx context.Context, q Querier, id int64, shardName string) error 
 	return nil
 }
 
+// ValidStatus reports whether s is one of the statuses a website can have.
+func ValidStatus(s string) bool {
+	return s == StatusActive || s == StatusReadOnly || s == StatusMaintenance
+}
+
 // SetStatus changes a website's status.
 func SetStatus(ctx context.Context, q Querier, id int64, status string) error {
-	switch status {
-	case StatusActive, StatusReadOnly, StatusMaintenance:
-	default:
+	if !ValidStatus(status) {
 		return fmt.Errorf("%w status %q: must be active, read_only or maintenance", ErrInvalid, status)
 	}
 	tag, err := q.Exec(ctx, "UPDATE websites SET status = $2, updated_at = now() WHERE id = $1", id, status)

@@ -42,6 +42,13 @@ func (e *httpError) Unwrap() error { return e.err }
 func (e *httpError) Title() string   { return e.title }
 func (e *httpError) Message() string { return e.message }
 
+// because returns a copy of a stock error page that logs err as its cause.
+func (e *httpError) because(err error) *httpError {
+	c := *e
+	c.err = err
+	return &c
+}
+
 func errorPage(status int, title, message string) error {
 	return &httpError{status: status, title: title, message: message}
 }
@@ -76,13 +83,9 @@ func classify(err error) *httpError {
 		return &httpError{status: http.StatusConflict, title: "Already exists",
 			message: "Something with that name already exists. Nothing was saved.", err: err}
 	case errors.Is(err, tenant.ErrWritesPaused):
-		e := *errWritesPaused
-		e.err = err
-		return &e
+		return errWritesPaused.because(err)
 	case errors.Is(err, tenant.ErrShardMissing), unreachable(err):
-		e := *errUnavailable
-		e.err = err
-		return &e
+		return errUnavailable.because(err)
 	}
 	return &httpError{status: http.StatusInternalServerError, title: "Something went wrong",
 		message: "The page could not be shown. The problem has been logged.", err: err}

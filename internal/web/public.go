@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/propertywebbuilder/pwb/internal/content"
 )
 
@@ -305,9 +303,9 @@ func (s *Server) cmsPage(w http.ResponseWriter, r *http.Request) error {
 // content, so browsers may keep them a long time.
 func (s *Server) photo(visibleOnly bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := uuid.Parse(r.PathValue("id"))
+		id, err := pathID(r)
 		if err != nil {
-			return content.ErrNotFound
+			return err
 		}
 		ph, err := content.GetPhoto(r.Context(), siteFrom(r.Context()).Scope, id, visibleOnly)
 		if err != nil {

@@ -33,7 +33,7 @@ var layoutFor = map[string]string{
 	"public":   "public_layout",
 	"admin":    "admin_layout",
 	"platform": "plain_layout",
-	"":         "plain_layout",
+	".":        "plain_layout", // templates at the top, such as error
 }
 
 func newRenderer() (*renderer, error) {
@@ -83,9 +83,6 @@ func (rd *renderer) render(w http.ResponseWriter, status int, name string, v vie
 		return fmt.Errorf("no template %q", name)
 	}
 	layout := layoutFor[path.Dir(name)]
-	if path.Dir(name) == "." {
-		layout = layoutFor[""]
-	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, layout, v); err != nil {
 		return fmt.Errorf("rendering %s: %w", name, err)

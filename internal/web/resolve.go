@@ -136,8 +136,7 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 				"There is no website at "+host+". Check the address for typing mistakes."))
 			return
 		case err != nil:
-			s.fail(w, r, &httpError{status: errUnavailable.status, title: errUnavailable.title,
-				message: errUnavailable.message, err: err})
+			s.fail(w, r, errUnavailable.because(err))
 			return
 		case isPlatform:
 			platform.ServeHTTP(w, r)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,7 +82,7 @@ func New(o Options) (*Server, error) {
 		s.platformDomains = DefaultPlatformDomains
 	}
 	// Longest first, so pwb.localhost wins over localhost.
-	sortByLengthDesc(s.platformDomains)
+	slices.SortStableFunc(s.platformDomains, func(a, b string) int { return len(b) - len(a) })
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -93,14 +94,6 @@ func New(o Options) (*Server, error) {
 	}
 	s.handler = s.routes()
 	return s, nil
-}
-
-func sortByLengthDesc(ds []string) {
-	for i := 1; i < len(ds); i++ {
-		for j := i; j > 0 && len(ds[j]) > len(ds[j-1]); j-- {
-			ds[j], ds[j-1] = ds[j-1], ds[j]
-		}
-	}
 }
 
 // ServeHTTP makes Server an http.Handler.

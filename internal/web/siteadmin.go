@@ -354,8 +354,8 @@ func formError(err error) error {
 		message: "The form could not be read. Nothing was saved.", err: err}
 }
 
-// pathID parses the {id} of an admin address. A malformed id names nothing,
-// so it is a 404 like an id of another website.
+// pathID parses the {id} of an address. A malformed id names nothing, so it
+// is a 404 like an id of another website.
 func pathID(r *http.Request) (uuid.UUID, error) {
 	return content.ParseID(r.PathValue("id"))
 }
