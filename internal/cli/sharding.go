@@ -10,8 +10,13 @@ import (
 )
 
 func (a *app) shardingCommand() *cobra.Command {
-	return group("sharding", "Shard operations: list shards, provision tenants",
+	return group("sharding", "Shard operations: list shards, provision and move tenants",
 		a.shardingListCommand(),
+		a.shardingMigrateCommand(),
+		a.shardingMovesCommand(),
+		a.shardingResumeCommand(),
+		a.shardingAbortCommand(),
+		a.shardingVerifyCommand(),
 		&cobra.Command{
 			Use:   "provision TENANT SHARD",
 			Short: "Assign a new, empty tenant to a shard",

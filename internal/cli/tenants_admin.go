@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
@@ -35,6 +36,9 @@ answers every page with a 503 maintenance page. TENANT is an id or subdomain.`,
 			}
 			w, err := registry.Find(a.ctx, primary, args[0])
 			if err != nil {
+				return err
+			}
+			if err := mover.RefuseIfMoving(a.ctx, primary, w.ID); err != nil {
 				return err
 			}
 			if err := registry.SetStatus(a.ctx, primary, w.ID, status); err != nil {

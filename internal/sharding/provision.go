@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -49,6 +50,9 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 		name := fmt.Sprintf("tenant %d (%s)", w.ID, w.Subdomain)
 		if w.Status != registry.StatusActive {
 			return refuse("%s is %s, not active", name, w.Status)
+		}
+		if err := mover.RefuseIfMoving(ctx, tx, w.ID); err != nil {
+			return refuse("%v", err)
 		}
 		if w.ShardName == target {
 			return refuse("%s is already on shard %q", name, target)
