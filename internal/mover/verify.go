@@ -106,4 +106,3 @@ func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 	}
 	return r, nil
 }
-
