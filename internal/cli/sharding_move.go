@@ -312,6 +312,9 @@ func (a *app) printReport(r mover.Report) error {
 func (a *app) confirm(question string) error {
 	fmt.Fprintf(a.stderr, "%s Type yes to go on: ", question)
 	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if f, ok := a.stdin.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintln(a.stderr) // a terminal echoed the answer's newline
+	}
 	answer := strings.ToLower(strings.TrimSpace(line))
 	if answer == "yes" || answer == "y" {
 		return nil

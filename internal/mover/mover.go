@@ -105,7 +105,7 @@ func (m *Mover) Start(ctx context.Context, p Plan, startedBy string) (int64, err
 	err := pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, p.Website.ID)
 		if err != nil {
-			return refuse("%v", err)
+			return refusal(err)
 		}
 		if w.Status != registry.StatusActive || w.ShardName != p.Source {
 			return refuse("tenant %d (%s) changed since the plan: it is now %s on shard %q", w.ID, w.Subdomain, w.Status, w.ShardName)
@@ -115,7 +115,7 @@ func (m *Mover) Start(ctx context.Context, p Plan, startedBy string) (int64, err
 	})
 	if errors.Is(err, errUnfinishedNow) {
 		if m, found, _ := Unfinished(ctx, m.primary, p.Website.ID); found {
-			return 0, refuse("%v", unfinishedError(m))
+			return 0, refusal(unfinishedError(m))
 		}
 		return 0, refuse("another move of tenant %d (%s) started at the same moment", p.Website.ID, p.Website.Subdomain)
 	}
@@ -162,7 +162,7 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 	}
 	if !ok {
 		conn.Close(ctx)
-		return nil, refuse("move %d: %v", id, ErrBusy)
+		return nil, refusal(fmt.Errorf("move %d: %w", id, ErrBusy))
 	}
 	return &claim{conn: conn, tx: tx}, nil
 }
@@ -181,7 +181,7 @@ func (m *Mover) Run(ctx context.Context, id int64) (Move, error) {
 	defer c.release()
 	mv, err := Get(ctx, m.primary, id)
 	if errors.Is(err, ErrNotFound) {
-		return Move{}, refuse("%v", err)
+		return Move{}, refusal(err)
 	}
 	if err != nil {
 		return Move{}, err
@@ -584,7 +584,7 @@ func (m *Mover) Abort(ctx context.Context, id int64) (Move, error) {
 	defer c.release()
 	mv, err := Get(ctx, m.primary, id)
 	if errors.Is(err, ErrNotFound) {
-		return Move{}, refuse("%v", err)
+		return Move{}, refusal(err)
 	}
 	if err != nil {
 		return Move{}, err

@@ -26,6 +26,9 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
 }
 
+// refusal marks err as a refusal, keeping it in the chain.
+func refusal(err error) error { return fmt.Errorf("%w: %w", ErrRefused, err) }
+
 // Plan is what a move would do, as found by the pre-flight checks.
 type Plan struct {
 	Website    registry.Website `json:"website"`
@@ -85,7 +88,7 @@ func EstimateCopy(rows, bytes int64) time.Duration {
 func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error) {
 	w, err := registry.Find(ctx, m.primary, tenantRef)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Plan{}, refuse("%v", err)
+		return Plan{}, refusal(err)
 	}
 	if err != nil {
 		return Plan{}, err
@@ -96,7 +99,7 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 		return p, refuse("%s is %s, not active: only an active tenant can be moved", name, w.Status)
 	}
 	if err := RefuseIfMoving(ctx, m.primary, w.ID); err != nil {
-		return p, refuse("%v", err)
+		return p, refusal(err)
 	}
 	if target == w.ShardName {
 		return p, refuse("%s is already on shard %q", name, target)

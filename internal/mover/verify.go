@@ -53,7 +53,7 @@ func (r Report) Mismatched() bool {
 func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 	w, err := registry.Find(ctx, m.primary, tenantRef)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Report{}, refuse("%v", err)
+		return Report{}, refusal(err)
 	}
 	if err != nil {
 		return Report{}, err

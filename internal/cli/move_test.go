@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// mvTenant creates tenant sub on shard and fills it, returning its id.
+func mvTenant(t *testing.T, c *pgtest.Cluster, sub, shardName string, o movertest.Options) int64 {
+	t.Helper()
+	mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", sub, "--name", sub, "--shard", shardName)
+	id := pgtest.QueryValue[int64](t, c.URL[shard.Default], "SELECT id FROM websites WHERE subdomain = $1", sub)
+	pool, err := pgxpool.New(context.Background(), c.URL[shardName])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := movertest.Fill(context.Background(), pool, id, o); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// mvWhere returns the tenant's shard and status from the registry.
+func mvWhere(t *testing.T, c *pgtest.Cluster, id int64) string {
+	t.Helper()
+	return pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT shard_name || ' ' || status FROM websites WHERE id = $1", id)
+}
+
+func mvJournalSize(t *testing.T, c *pgtest.Cluster) int64 {
+	t.Helper()
+	return pgtest.QueryValue[int64](t, c.URL[shard.Default], "SELECT count(*) FROM moves")
+}
+
+func mvRows(t *testing.T, c *pgtest.Cluster, shardName string, id int64) int64 {
+	t.Helper()
+	return pgtest.QueryValue[int64](t, c.URL[shardName], "SELECT (SELECT count(*) FROM properties WHERE website_id = $1) + (SELECT count(*) FROM messages WHERE website_id = $1)", id)
+}
+
+func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 2)
+	cfg := c.ConfigPath
+	fill := movertest.Options{Properties: 40, Photos: 4}
+	id := mvTenant(t, c, "dry-co", shard.Default, fill)
+	rows := mvRows(t, c, shard.Default, id)
+
+	// --dry-run prints the plan and changes nothing.
+	out := mustPWB(t, cfg, "sharding", "migrate", "dry-co", "shard_1", "--dry-run")
+	for _, want := range []string{"Plan: move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1",
+		"property_photos", "ID COLLISIONS", "total", "Estimated time: about", "Dry run: nothing was changed."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, strconv.FormatInt(fill.Rows(), 10)) && !strings.Contains(out, count(fill.Rows())) {
+		t.Errorf("dry run should total %d rows:\n%s", fill.Rows(), out)
+	}
+	var plan mover.Plan
+	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "migrate", "dry-co", "shard_1", "--dry-run", "--json")), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Rows() != fill.Rows() || len(plan.Tables) != 7 || plan.Target != "shard_1" || plan.Collisions != 0 {
+		t.Errorf("JSON plan: %+v", plan)
+	}
+	if got := mvWhere(t, c, id); got != "default active" || mvJournalSize(t, c) != 0 || mvRows(t, c, "shard_1", id) != 0 {
+		t.Fatalf("dry run changed something: registry %q, journal %d", got, mvJournalSize(t, c))
+	}
+
+	// Without --yes it asks; anything but yes changes nothing.
+	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg}
+	for stdin, want := range map[string]string{"no\n": "pwb: not confirmed: nothing was changed\n", "": "(pass --yes to skip the question)\n"} {
+		r := pwbInput(env, stdin, "sharding", "migrate", "dry-co", "shard_1")
+		question := "Move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1: " + count(fill.Rows()) + " rows"
+		if r.code != ExitFailed || !strings.HasPrefix(r.stderr, question) || !strings.Contains(r.stderr, "read-only for about") || !strings.HasSuffix(r.stderr, want) {
+			t.Errorf("answer %q: exit %d, stderr %q; want the question, then %q", stdin, r.code, r.stderr, want)
+		}
+	}
+	if got := mvWhere(t, c, id); got != "default active" || mvJournalSize(t, c) != 0 {
+		t.Fatalf("an unconfirmed move changed something: registry %q, journal %d", got, mvJournalSize(t, c))
+	}
+
+	// yes moves it, and --json streams progress then the result.
+	r := pwbInput(env, "yes\n", "sharding", "migrate", "dry-co", "shard_1", "--json")
+	if r.code != 0 {
+		t.Fatalf("confirmed move: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var phases []string
+	var last struct {
+		Event string     `json:"event"`
+		Move  mover.Move `json:"move"`
+	}
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	for sc.Scan() {
+		var line struct {
+			Event   string  `json:"event"`
+			Phase   string  `json:"phase"`
+			Rows    int64   `json:"rows"`
+			Total   int64   `json:"rows_total"`
+			Percent float64 `json:"percent"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		if line.Event == "progress" && (len(phases) == 0 || phases[len(phases)-1] != line.Phase) {
+			phases = append(phases, line.Phase)
+		}
+		if line.Event == "progress" && line.Phase == "copying" && (line.Total != fill.Rows() || line.Percent < 0 || line.Percent > 100) {
+			t.Errorf("copy progress line %s", sc.Text())
+		}
+		json.Unmarshal(sc.Bytes(), &last)
+	}
+	if !strings.Contains(strings.Join(phases, " "), "frozen copying copied verifying verified switched") {
+		t.Errorf("progress phases %v", phases)
+	}
+	if last.Event != "done" || last.Move.State != mover.StateDone || last.Move.RowsCopied() != fill.Rows() {
+		t.Errorf("last JSON line: %+v", last)
+	}
+	if got := mvWhere(t, c, id); got != "shard_1 active" || mvRows(t, c, "shard_1", id) != rows || mvRows(t, c, shard.Default, id) != 0 {
+		t.Errorf("after the move: registry %q, rows on shard_1 %d (want %d), on default %d", got, mvRows(t, c, "shard_1", id), rows, mvRows(t, c, shard.Default, id))
+	}
+
+	// The plain output: a line per phase and the summary.
+	out = mustPWB(t, cfg, "sharding", "migrate", "dry-co", "default", "--yes")
+	for _, want := range []string{"Move 2 started", "copying", "Move 2 done: tenant " + strconv.FormatInt(id, 10) + " (dry-co) is on default", "read-only for"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("migrate output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The journal, all and per tenant.
+	out = mustPWB(t, cfg, "sharding", "moves")
+	if !strings.Contains(out, "MOVE") || strings.Count(out, " done ") != 2 {
+		t.Errorf("moves:\n%s", out)
+	}
+	var moves []mover.Move
+	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "moves", "dry-co", "--json")), &moves); err != nil {
+		t.Fatal(err)
+	}
+	if len(moves) != 2 || moves[0].ID != 2 || moves[0].Source != "shard_1" || moves[1].Target != "shard_1" || moves[0].StartedBy == "" {
+		t.Errorf("moves --json: %+v", moves)
+	}
+	mustPWB(t, cfg, "tenants", "create", "--subdomain", "never-moved", "--name", "N")
+	if out := mustPWB(t, cfg, "sharding", "moves", "never-moved"); !strings.Contains(out, "No moves.") {
+		t.Errorf("moves of a tenant never moved:\n%s", out)
+	}
+	if out := mustPWB(t, cfg, "sharding", "moves", "never-moved", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("moves --json of a tenant never moved: %q", out)
+	}
+}
+
+// verify reports counts and checksums, compares the two sides of an
+// unfinished move, and fails when a finished copy differs from its source;
+// so does resume, which then refuses to switch.
+func TestVerify_CatchesADamagedCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := migratedCluster(t, 1)
+	cfg := c.ConfigPath
+	id := mvTenant(t, c, "check-co", shard.Default, movertest.Options{Properties: 30, Photos: 3})
+
+	out := mustPWB(t, cfg, "sharding", "verify", "check-co")
+	if !strings.Contains(out, "TABLE") || !strings.Contains(out, "property_photos  3") && !strings.Contains(out, "property_photos") {
+		t.Errorf("verify:\n%s", out)
+	}
+
+	// A move stopped after its copy, as a crash would leave it.
+	conf, err := config.Load(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := shard.NewSet(conf)
+	defer set.Close()
+	stop, cancel := context.WithCancel(ctx)
+	m, err := mover.New(set, mover.Options{Pause: func(p string) {
+		if p == mover.StateCopied {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := m.Plan(ctx, "check-co", "shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveID, err := m.Start(ctx, plan, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Run(stop, moveID)
+	if state := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT state FROM moves WHERE id = $1", moveID); state != mover.StateCopied {
+		t.Fatalf("move stopped in %s, want copied", state)
+	}
+
+	out = mustPWB(t, cfg, "sharding", "verify", "check-co")
+	if !strings.Contains(out, "Unfinished move 1 from default to shard_1 is copied") || strings.Contains(out, "DIFFER") || strings.Count(out, "equal") != 7 {
+		t.Errorf("verify of a complete copy:\n%s", out)
+	}
+	pgtest.Exec(t, c.URL["shard_1"], "UPDATE pages SET title = 'Tampered' WHERE website_id = $1 AND slug = 'contact'", id)
+	r := pwb(t, cfg, "sharding", "verify", "check-co")
+	if r.code != ExitFailed || !strings.Contains(r.stdout, "DIFFER") || !strings.Contains(r.stderr, "differs") {
+		t.Errorf("verify of a damaged copy: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep mover.Report
+	json.Unmarshal([]byte(pwb(t, cfg, "sharding", "verify", "check-co", "--json").stdout), &rep)
+	if len(rep.Tables) != 7 || rep.Other != "shard_1" || !rep.Mismatched() {
+		t.Errorf("verify --json: %+v", rep)
+	}
+
+	r = pwb(t, cfg, "sharding", "resume", "1")
+	if r.code != ExitFailed || !strings.Contains(r.stderr, "failed while copied") || !strings.Contains(r.stderr, "pages: source") || !strings.Contains(r.stderr, "pwb sharding abort 1") {
+		t.Errorf("resume over a damaged copy: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := mvWhere(t, c, id); got != "default read_only" {
+		t.Errorf("after a failed verify the tenant is %q, want still read_only on default", got)
+	}
+	out = mustPWB(t, cfg, "sharding", "abort", "1", "--yes")
+	if !strings.Contains(out, "Move 1 aborted") {
+		t.Errorf("abort: %s", out)
+	}
+	if got := mvWhere(t, c, id); got != "default active" || mvRows(t, c, "shard_1", id) != 0 {
+		t.Errorf("after abort: %q, %d rows left on shard_1", got, mvRows(t, c, "shard_1", id))
+	}
+}
+
+// Every command's refusals: one line, exit 1 (2 for wrong usage), nothing
+// changed.
+func TestMoveCommands_Refusals(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 1)
+	cfg := c.ConfigPath
+	id := mvTenant(t, c, "refuse-co", shard.Default, movertest.Options{Properties: 5, Photos: 1})
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sharding", "migrate", "nobody", "shard_1", "--yes"}, "no such tenant"},
+		{[]string{"sharding", "migrate", "refuse-co", "shard_7", "--yes"}, `target shard "shard_7" is not configured`},
+		{[]string{"sharding", "migrate", "refuse-co", "default", "--yes"}, "already on shard"},
+		{[]string{"sharding", "migrate", "refuse-co", "shard_7", "--dry-run"}, "is not configured"},
+		{[]string{"sharding", "resume", "77"}, "no such move"},
+		{[]string{"sharding", "abort", "77", "--yes"}, "no such move"},
+		{[]string{"sharding", "abort", "77"}, "no such move"},
+		{[]string{"sharding", "verify", "nobody"}, "no such tenant"},
+		{[]string{"sharding", "moves", "nobody"}, "no such tenant"},
+	} {
+		wantRefused(t, pwb(t, cfg, tc.args...), tc.want)
+	}
+	for _, args := range [][]string{
+		{"sharding", "migrate", "refuse-co"},
+		{"sharding", "resume", "abc"},
+		{"sharding", "abort", "-3"},
+		{"sharding", "resume"},
+		{"sharding", "verify"},
+	} {
+		if r := pwb(t, cfg, args...); r.code != ExitUsage {
+			t.Errorf("pwb %s: exit %d, want %d (usage)\n%s", strings.Join(args, " "), r.code, ExitUsage, r.stderr)
+		}
+	}
+	if mvJournalSize(t, c) != 0 || mvWhere(t, c, id) != "default active" {
+		t.Fatal("a refused command changed something")
+	}
+
+	// While a move is unfinished: no second move, no status change or
+	// provision by hand, and the journal says how to go on.
+	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg, pauseEnv: "frozen"}
+	r := pwbInput(env, "", "sharding", "migrate", "refuse-co", "shard_1", "--yes") // the pause reads EOF and goes on
+	if r.code != 0 {
+		t.Fatalf("move: %d %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "pwb: test pause at frozen") {
+		t.Errorf("the test hook did not announce its pause: %q", r.stderr)
+	}
+	mustPWB(t, cfg, "sharding", "migrate", "refuse-co", "default", "--yes")
+
+	ctx := context.Background()
+	conf, _ := config.Load(cfg, "test")
+	set := shard.NewSet(conf)
+	defer set.Close()
+	m, _ := mover.New(set, mover.Options{})
+	plan, err := m.Plan(ctx, "refuse-co", "shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, plan, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"sharding", "migrate", "refuse-co", "shard_1", "--yes"},
+		{"tenants", "set-status", "refuse-co", "active"},
+		{"sharding", "provision", "refuse-co", "shard_1"},
+	} {
+		wantRefused(t, pwb(t, cfg, args...), "move 3 of tenant")
+	}
+	if out := mustPWB(t, cfg, "sharding", "moves", "refuse-co"); !strings.Contains(out, "planned") {
+		t.Errorf("moves should show the planned move:\n%s", out)
+	}
+	mustPWB(t, cfg, "sharding", "abort", "3", "--yes")
+	wantRefused(t, pwb(t, cfg, "sharding", "abort", "3", "--yes"), "already aborted")
+	wantRefused(t, pwb(t, cfg, "sharding", "resume", "3"), "already aborted")
+	wantRefused(t, pwb(t, cfg, "sharding", "resume", "2"), "already done")
+}
