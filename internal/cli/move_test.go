@@ -266,6 +266,8 @@ func TestMoveCommands_Refusals(t *testing.T) {
 		{"sharding", "abort", "-3"},
 		{"sharding", "resume"},
 		{"sharding", "verify"},
+		{"sharding", "migrate", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "-1s"},
+		{"sharding", "migrate", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "soon"},
 	} {
 		if r := pwb(t, cfg, args...); r.code != ExitUsage {
 			t.Errorf("pwb %s: exit %d, want %d (usage)\n%s", strings.Join(args, " "), r.code, ExitUsage, r.stderr)
@@ -285,7 +287,7 @@ func TestMoveCommands_Refusals(t *testing.T) {
 	if !strings.Contains(r.stderr, "pwb: test pause at frozen") {
 		t.Errorf("the test hook did not announce its pause: %q", r.stderr)
 	}
-	mustPWB(t, cfg, "sharding", "migrate", "refuse-co", "default", "--yes")
+	mustPWB(t, cfg, "sharding", "migrate", "refuse-co", "default", "--yes", "--cleanup-delay", "0s")
 
 	ctx := context.Background()
 	conf, _ := config.Load(cfg, "test")

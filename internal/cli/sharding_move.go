@@ -31,7 +31,7 @@ func (a *app) newMover(view *moveView) (*mover.Mover, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := mover.Options{Progress: view.event}
+	opt := mover.Options{Progress: view.event, CleanupDelay: view.cleanupDelay}
 	if at := a.getenv(pauseEnv); at != "" {
 		in := bufio.NewReader(a.stdin)
 		opt.Pause = func(point string) {
@@ -65,6 +65,7 @@ func parseMoveID(s string) (int64, error) {
 
 func (a *app) shardingMigrateCommand() *cobra.Command {
 	var dryRun, yes, asJSON bool
+	var cleanupDelay time.Duration
 	c := &cobra.Command{
 		Use:   "migrate TENANT TARGET [--dry-run] [--yes] [--json]",
 		Short: "Move a tenant's data to another shard",
@@ -79,6 +80,10 @@ lines. Asks for confirmation unless --yes.`,
 		Args: exactArgs("TENANT", "TARGET"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			view := a.moveView(asJSON)
+			var err error
+			if view.cleanupDelay, err = cleanupDelayFlag(cleanupDelay); err != nil {
+				return err
+			}
 			mv, err := a.newMover(view)
 			if err != nil {
 				return err
@@ -107,6 +112,7 @@ lines. Asks for confirmation unless --yes.`,
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	cleanupDelayVar(c, &cleanupDelay)
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	c.Flags().BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines")
 	return c
@@ -114,6 +120,7 @@ lines. Asks for confirmation unless --yes.`,
 
 func (a *app) shardingResumeCommand() *cobra.Command {
 	var asJSON bool
+	var cleanupDelay time.Duration
 	c := &cobra.Command{
 		Use:   "resume MOVE_ID [--json]",
 		Short: "Finish an interrupted move from where its journal says it stopped",
@@ -124,6 +131,9 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 				return err
 			}
 			view := a.moveView(asJSON)
+			if view.cleanupDelay, err = cleanupDelayFlag(cleanupDelay); err != nil {
+				return err
+			}
 			mv, err := a.newMover(view)
 			if err != nil {
 				return err
@@ -134,7 +144,25 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines")
+	cleanupDelayVar(c, &cleanupDelay)
 	return c
+}
+
+func cleanupDelayVar(c *cobra.Command, d *time.Duration) {
+	c.Flags().DurationVar(d, "cleanup-delay", mover.DefaultCleanupDelay,
+		"how long the old shard keeps the rows after the switch, for app processes still caching the old shard")
+}
+
+// cleanupDelayFlag checks --cleanup-delay and turns it into the mover's
+// option, where 0 would mean the default.
+func cleanupDelayFlag(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, usagef("--cleanup-delay %s: must not be negative", d)
+	case d == 0:
+		return mover.NoCleanupDelay, nil
+	}
+	return d, nil
 }
 
 func (a *app) shardingAbortCommand() *cobra.Command {
@@ -387,8 +415,9 @@ func (a *app) finishMove(view *moveView, m mover.Move, err error) error {
 // moveView shows a move's progress: JSON lines with --json, a progress bar
 // on a terminal, otherwise a line per phase.
 type moveView struct {
-	a     *app
-	json  bool
+	a            *app
+	json         bool
+	cleanupDelay time.Duration
 	tty   io.Writer // stderr when it is a terminal
 	move  int64
 	phase string

@@ -41,7 +41,7 @@ type Options struct {
 	Pause func(point string)
 	// CleanupDelay is how long after the switch the source rows stay, so an
 	// app process whose registry cache has not yet heard of the switch still
-	// reads them. Default DefaultCleanupDelay.
+	// reads them. Zero means DefaultCleanupDelay; NoCleanupDelay, none.
 	CleanupDelay time.Duration
 	// FreezeTimeout bounds the wait for in-flight writes at the freeze.
 	// Default 30s.
@@ -55,6 +55,10 @@ type Options struct {
 // app process has read the new shard, even one whose change notification was
 // lost.
 const DefaultCleanupDelay = 5 * time.Second
+
+// NoCleanupDelay as Options.CleanupDelay cleans up right after the switch,
+// for platforms where no app process caches the registry.
+const NoCleanupDelay time.Duration = -1
 
 // progressEvery is the least time between two progress events or journal
 // progress updates during the copy and the clean-up.
@@ -73,8 +77,11 @@ func New(set *shard.Set, opt Options) (*Mover, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.CleanupDelay == 0 {
+	switch {
+	case opt.CleanupDelay == 0:
 		opt.CleanupDelay = DefaultCleanupDelay
+	case opt.CleanupDelay < 0:
+		opt.CleanupDelay = 0
 	}
 	if opt.FreezeTimeout == 0 {
 		opt.FreezeTimeout = 30 * time.Second
@@ -548,6 +555,12 @@ func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, pha
 			}
 			n := tag.RowsAffected()
 			if n == 0 {
+				if journal { // exact even if a crash fell between a batch and its record
+					if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET rows_deleted = rows_total
+						WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name); err != nil {
+						return fmt.Errorf("recording the clean-up of %s: %w", t.Name, err)
+					}
+				}
 				break
 			}
 			done += n

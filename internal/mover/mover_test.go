@@ -93,7 +93,7 @@ func (p *platform) neighbourList() []registry.Website {
 func (p *platform) mover(t *testing.T, opt mover.Options) *mover.Mover {
 	t.Helper()
 	if opt.CleanupDelay == 0 {
-		opt.CleanupDelay = time.Millisecond
+		opt.CleanupDelay = mover.NoCleanupDelay
 	}
 	m, err := mover.New(p.set, opt)
 	if err != nil {
