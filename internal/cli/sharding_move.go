@@ -418,10 +418,10 @@ type moveView struct {
 	a            *app
 	json         bool
 	cleanupDelay time.Duration
-	tty   io.Writer // stderr when it is a terminal
-	move  int64
-	phase string
-	bar   *progressbar.ProgressBar
+	tty          io.Writer // stderr when it is a terminal
+	move         int64
+	phase        string
+	bar          *progressbar.ProgressBar
 }
 
 func (a *app) moveView(asJSON bool) *moveView {
