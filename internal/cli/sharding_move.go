@@ -456,9 +456,36 @@ func (v *moveView) event(e mover.Event) {
 	case v.tty != nil:
 		v.barEvent(e)
 	case e.Phase != v.phase:
-		fmt.Fprintf(v.a.stdout, "%s\n", e.Phase)
+		fmt.Fprintln(v.a.stdout, phaseText(e.Phase))
 	}
 	v.phase = e.Phase
+}
+
+// phaseText says what a phase means for the tenant's site.
+func phaseText(phase string) string {
+	switch phase {
+	case mover.StateFrozen:
+		return "frozen: the site is read-only, changes get 503"
+	case mover.StateCopying:
+		return "copying"
+	case mover.StateCopied:
+		return "copied"
+	case "verifying":
+		return "verifying row counts and checksums"
+	case mover.StateVerified:
+		return "verified: both shards hold the same rows"
+	case mover.StateSwitched:
+		return "switched: the site is served from the new shard and takes changes again"
+	case "waiting":
+		return "waiting for every app process to see the switch before deleting the old rows"
+	case "cleaning":
+		return "deleting the rows from the old shard"
+	case mover.StateCleaned:
+		return "old shard cleaned"
+	case "aborting":
+		return "deleting the copied rows"
+	}
+	return phase
 }
 
 // barEvent draws the copy, the clean-up and an abort's deletion as a bar of
@@ -468,7 +495,7 @@ func (v *moveView) barEvent(e mover.Event) {
 	if e.Phase != v.phase {
 		v.clear()
 		if !counted {
-			fmt.Fprintf(v.tty, "%s\n", e.Phase)
+			fmt.Fprintln(v.tty, phaseText(e.Phase))
 			return
 		}
 		v.bar = progressbar.NewOptions64(max(e.RowsTotal, 1),
