@@ -56,7 +56,7 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 		got := tables(t, url)
 		want := append([]string{"pwb_tenant_schema_version"}, tenantTables...)
 		if name == "default" {
-			want = append(want, "memberships", "pwb_global_schema_version", "sessions", "users", "websites")
+			want = append(want, "memberships", "move_tables", "moves", "pwb_global_schema_version", "sessions", "users", "websites")
 		}
 		if diff := cmp.Diff(sorted(want), got); diff != "" {
 			t.Errorf("tables on %s (-want +got):\n%s", name, diff)

@@ -132,18 +132,33 @@ func Get(ctx context.Context, q registry.Querier, id int64) (Move, error) {
 }
 
 func tables(ctx context.Context, q registry.Querier, id int64) ([]TableState, error) {
-	rows, err := q.Query(ctx, `SELECT table_name, rows_total, bytes_total, rows_copied, bytes_copied, copied,
+	byMove, err := tablesOf(ctx, q, []int64{id})
+	return byMove[id], err
+}
+
+// tablesOf reads the tables of several moves in one query.
+func tablesOf(ctx context.Context, q registry.Querier, ids []int64) (map[int64][]TableState, error) {
+	rows, err := q.Query(ctx, `SELECT move_id, table_name, rows_total, bytes_total, rows_copied, bytes_copied, copied,
 		COALESCE(source_checksum, ''), COALESCE(target_checksum, ''), rows_deleted
-		FROM move_tables WHERE move_id = $1 ORDER BY position`, id)
+		FROM move_tables WHERE move_id = ANY($1) ORDER BY move_id, position`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("reading tables of move %d: %w", id, err)
+		return nil, fmt.Errorf("reading the tables of moves: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableState, error) {
+	defer rows.Close()
+	out := map[int64][]TableState{}
+	for rows.Next() {
+		var id int64
 		var t TableState
-		err := r.Scan(&t.Name, &t.RowsTotal, &t.BytesTotal, &t.RowsCopied, &t.BytesCopied, &t.Copied,
-			&t.SourceChecksum, &t.TargetChecksum, &t.RowsDeleted)
-		return t, err
-	})
+		if err := rows.Scan(&id, &t.Name, &t.RowsTotal, &t.BytesTotal, &t.RowsCopied, &t.BytesCopied, &t.Copied,
+			&t.SourceChecksum, &t.TargetChecksum, &t.RowsDeleted); err != nil {
+			return nil, fmt.Errorf("reading the tables of moves: %w", err)
+		}
+		out[id] = append(out[id], t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the tables of moves: %w", err)
+	}
+	return out, nil
 }
 
 // List returns the journal, newest first: every move, or one tenant's when
@@ -158,10 +173,16 @@ func List(ctx context.Context, q registry.Querier, websiteID int64) ([]Move, err
 	if err != nil {
 		return nil, fmt.Errorf("reading the move journal: %w", err)
 	}
+	ids := make([]int64, len(moves))
+	for i, m := range moves {
+		ids[i] = m.ID
+	}
+	byMove, err := tablesOf(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range moves {
-		if moves[i].Tables, err = tables(ctx, q, moves[i].ID); err != nil {
-			return nil, err
-		}
+		moves[i].Tables = byMove[moves[i].ID]
 	}
 	return moves, nil
 }
@@ -241,10 +262,7 @@ var errUnfinishedNow = errors.New("another move of this tenant was recorded at t
 // setState records that move id reached state, clearing any failure.
 func setState(ctx context.Context, q registry.Querier, id int64, state string) error {
 	extra := ""
-	switch state {
-	case StateFrozen:
-		extra = ", frozen_at = COALESCE(frozen_at, now())"
-	case StateDone:
+	if state == StateDone {
 		extra = ", finished_at = now()"
 	}
 	_, err := q.Exec(ctx, `UPDATE moves SET state = $2, failed_state = NULL, error = NULL, updated_at = now()`+extra+

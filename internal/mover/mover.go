@@ -162,8 +162,11 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 		conn.Close(ctx)
 		return nil, err
 	}
+	// The simple protocol leaves no portal open, so the idle transaction
+	// holds no snapshot back from vacuum for the length of the move.
 	var ok bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)", lockClass, int32(id)).Scan(&ok); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)", pgx.QueryExecModeSimpleProtocol,
+		lockClass, int32(id)).Scan(&ok); err != nil {
 		conn.Close(ctx)
 		return nil, err
 	}
@@ -282,12 +285,16 @@ func (m *Mover) freeze(ctx context.Context, mv Move) error {
 		}
 		switch w.Status {
 		case registry.StatusReadOnly:
-			return nil
 		case registry.StatusActive:
-			return registry.SetStatus(ctx, tx, w.ID, registry.StatusReadOnly)
+			if err := registry.SetStatus(ctx, tx, w.ID, registry.StatusReadOnly); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("the tenant was set to %s during the move", w.Status)
 		}
+		// The read-only window starts with this commit.
+		_, err = tx.Exec(ctx, "UPDATE moves SET frozen_at = COALESCE(frozen_at, now()) WHERE id = $1", mv.ID)
+		return err
 	})
 	if err != nil {
 		return err

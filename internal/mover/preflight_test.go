@@ -237,6 +237,12 @@ func TestRun_OneRunnerAndFinishedMoves(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := first.Run(ctx, id); done <- err }()
 	<-paused
+	// The runner's claim is an idle transaction on primary for the whole
+	// move; it must not hold a snapshot that stops vacuum.
+	if xmin := pgtest.QueryValue[bool](t, p.cluster.URL[shard.Default],
+		"SELECT bool_or(backend_xmin IS NOT NULL) FROM pg_stat_activity WHERE application_name = 'pwb-mover'"); xmin {
+		t.Error("the mover's claim holds back primary's xmin")
+	}
 	if _, err := other.Run(ctx, id); !errors.Is(err, mover.ErrBusy) {
 		t.Errorf("resume while another process runs the move: %v, want ErrBusy", err)
 	}
