@@ -79,12 +79,7 @@ with 'pwb sharding resume' or rolled back with 'pwb sharding abort'.
 lines. Asks for confirmation unless --yes.`,
 		Args: exactArgs("TENANT", "TARGET"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			view := a.moveView(asJSON)
-			var err error
-			if view.cleanupDelay, err = cleanupDelayFlag(cleanupDelay); err != nil {
-				return err
-			}
-			mv, err := a.newMover(view)
+			view, mv, err := a.moveRunner(asJSON, cleanupDelay)
 			if err != nil {
 				return err
 			}
@@ -130,11 +125,7 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			view := a.moveView(asJSON)
-			if view.cleanupDelay, err = cleanupDelayFlag(cleanupDelay); err != nil {
-				return err
-			}
-			mv, err := a.newMover(view)
+			view, mv, err := a.moveRunner(asJSON, cleanupDelay)
 			if err != nil {
 				return err
 			}
@@ -153,16 +144,20 @@ func cleanupDelayVar(c *cobra.Command, d *time.Duration) {
 		"how long the old shard keeps the rows after the switch, for app processes still caching the old shard")
 }
 
-// cleanupDelayFlag checks --cleanup-delay and turns it into the mover's
-// option, where 0 would mean the default.
-func cleanupDelayFlag(d time.Duration) (time.Duration, error) {
+// moveRunner builds the view and the mover of migrate and resume, checking
+// --cleanup-delay (where the mover's option takes 0 as the default).
+func (a *app) moveRunner(asJSON bool, cleanupDelay time.Duration) (*moveView, *mover.Mover, error) {
+	view := a.moveView(asJSON)
 	switch {
-	case d < 0:
-		return 0, usagef("--cleanup-delay %s: must not be negative", d)
-	case d == 0:
-		return mover.NoCleanupDelay, nil
+	case cleanupDelay < 0:
+		return nil, nil, usagef("--cleanup-delay %s: must not be negative", cleanupDelay)
+	case cleanupDelay == 0:
+		view.cleanupDelay = mover.NoCleanupDelay
+	default:
+		view.cleanupDelay = cleanupDelay
 	}
-	return d, nil
+	mv, err := a.newMover(view)
+	return view, mv, err
 }
 
 func (a *app) shardingAbortCommand() *cobra.Command {

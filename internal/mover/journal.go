@@ -83,26 +83,18 @@ func (m Move) Switched() bool {
 	return s == StateSwitched || s == StateCleaned || s == StateDone
 }
 
-// RowsTotal and RowsCopied sum the tables.
-func (m Move) RowsTotal() (n int64) {
-	for _, t := range m.Tables {
-		n += t.RowsTotal
-	}
-	return n
-}
+// RowsTotal sums the tables' rows.
+func (m Move) RowsTotal() int64 { return sum(m.Tables, func(t TableState) int64 { return t.RowsTotal }) }
 
 // RowsCopied sums the rows copied so far over the tables.
-func (m Move) RowsCopied() (n int64) {
-	for _, t := range m.Tables {
-		n += t.RowsCopied
-	}
-	return n
-}
+func (m Move) RowsCopied() int64 { return sum(m.Tables, func(t TableState) int64 { return t.RowsCopied }) }
 
 // BytesTotal sums the tables' sizes.
-func (m Move) BytesTotal() (n int64) {
-	for _, t := range m.Tables {
-		n += t.BytesTotal
+func (m Move) BytesTotal() int64 { return sum(m.Tables, func(t TableState) int64 { return t.BytesTotal }) }
+
+func sum[T any](items []T, f func(T) int64) (n int64) {
+	for _, it := range items {
+		n += f(it)
 	}
 	return n
 }

@@ -179,23 +179,33 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 
 func (c *claim) release() { c.conn.Close(context.Background()) }
 
+// claimMove claims move id and reads it from the journal.
+func (m *Mover) claimMove(ctx context.Context, id int64) (*claim, Move, error) {
+	c, err := m.claim(ctx, id)
+	if err != nil {
+		return nil, Move{}, err
+	}
+	mv, err := Get(ctx, m.primary, id)
+	if err != nil {
+		c.release()
+		if errors.Is(err, ErrNotFound) {
+			err = refusal(err)
+		}
+		return nil, Move{}, err
+	}
+	return c, mv, nil
+}
+
 // Run carries move id through its remaining steps, from wherever the journal
 // says it stopped, to done. A failure is recorded in the journal with the
 // step it happened in, and returned; Run (resume) again continues from that
 // step, Abort rolls back if the switch has not happened.
 func (m *Mover) Run(ctx context.Context, id int64) (Move, error) {
-	c, err := m.claim(ctx, id)
+	c, mv, err := m.claimMove(ctx, id)
 	if err != nil {
-		return Move{}, err
+		return mv, err
 	}
 	defer c.release()
-	mv, err := Get(ctx, m.primary, id)
-	if errors.Is(err, ErrNotFound) {
-		return Move{}, refusal(err)
-	}
-	if err != nil {
-		return Move{}, err
-	}
 	if mv.Finished() {
 		return mv, refuse("move %d of tenant %d (%s) is already %s", mv.ID, mv.WebsiteID, mv.Subdomain, mv.State)
 	}
@@ -597,18 +607,11 @@ func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, pha
 // aborted with its target not cleared; Abort again removes the rows once the
 // target is back.
 func (m *Mover) Abort(ctx context.Context, id int64) (Move, error) {
-	c, err := m.claim(ctx, id)
+	c, mv, err := m.claimMove(ctx, id)
 	if err != nil {
-		return Move{}, err
+		return mv, err
 	}
 	defer c.release()
-	mv, err := Get(ctx, m.primary, id)
-	if errors.Is(err, ErrNotFound) {
-		return Move{}, refusal(err)
-	}
-	if err != nil {
-		return Move{}, err
-	}
 	switch {
 	case mv.State == StateDone:
 		return mv, refuse("move %d of tenant %d (%s) is already done", mv.ID, mv.WebsiteID, mv.Subdomain)

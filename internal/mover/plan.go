@@ -52,20 +52,10 @@ type TablePlan struct {
 }
 
 // Rows sums the plan's tables.
-func (p Plan) Rows() (n int64) {
-	for _, t := range p.Tables {
-		n += t.Rows
-	}
-	return n
-}
+func (p Plan) Rows() int64 { return sum(p.Tables, func(t TablePlan) int64 { return t.Rows }) }
 
 // Bytes sums the plan's tables.
-func (p Plan) Bytes() (n int64) {
-	for _, t := range p.Tables {
-		n += t.Bytes
-	}
-	return n
-}
+func (p Plan) Bytes() int64 { return sum(p.Tables, func(t TablePlan) int64 { return t.Bytes }) }
 
 // The rates behind a plan's estimates, measured on the reference machine in
 // docs/benchmarks.md and rounded down.
