@@ -84,13 +84,19 @@ func (m Move) Switched() bool {
 }
 
 // RowsTotal sums the tables' rows.
-func (m Move) RowsTotal() int64 { return sum(m.Tables, func(t TableState) int64 { return t.RowsTotal }) }
+func (m Move) RowsTotal() int64 {
+	return sum(m.Tables, func(t TableState) int64 { return t.RowsTotal })
+}
 
 // RowsCopied sums the rows copied so far over the tables.
-func (m Move) RowsCopied() int64 { return sum(m.Tables, func(t TableState) int64 { return t.RowsCopied }) }
+func (m Move) RowsCopied() int64 {
+	return sum(m.Tables, func(t TableState) int64 { return t.RowsCopied })
+}
 
 // BytesTotal sums the tables' sizes.
-func (m Move) BytesTotal() int64 { return sum(m.Tables, func(t TableState) int64 { return t.BytesTotal }) }
+func (m Move) BytesTotal() int64 {
+	return sum(m.Tables, func(t TableState) int64 { return t.BytesTotal })
+}
 
 func sum[T any](items []T, f func(T) int64) (n int64) {
 	for _, it := range items {
