@@ -3,7 +3,7 @@ GO ?= go
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: dev test build deps bench bench-wrk lint
+.PHONY: dev test build deps bench bench-wrk bench-move lint
 
 deps:
 	@scripts/install-deps.sh
@@ -31,3 +31,7 @@ bench: deps
 # wrk against a tenant's home page, routed versus bound straight to its shard.
 bench-wrk: deps
 	PWB_BENCH_WRK=1 $(GO) test -count=1 -v -run 'TestWrk_RoutedVersusDirectHomePage' -timeout 30m ./internal/web/
+
+# A tenant of over a million rows moved between two servers, versus a raw psql pipe.
+bench-move: deps
+	PWB_BENCH_MOVE=1 $(GO) test ./internal/mover -run TestBench_MoveVersusRawPipe -count=1 -v -timeout 60m

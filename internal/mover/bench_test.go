@@ -84,11 +84,16 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 		cols := tableColumns(t, src, name)
 		b.tables = append(b.tables, rawTable{name: name, cols: cols})
 	}
-	t.Logf("raw pipe, e.g. for %s:\n%s", b.tables[0].name, b.tables[0].pipeline(psql, "SRC_URL", "DST_URL", w.ID))
+	b.load = loadAverage()
+	t.Logf("load average %s; raw pipe, e.g. for %s:\n%s", b.load, b.tables[0].name, b.tables[0].pipeline(psql, "SRC_URL", "DST_URL", w.ID))
 
-	rec := &phaseRecorder{}
-	m, err := mover.New(set, mover.Options{Progress: rec.event})
+	rec := &phaseRecorder{t: t}
+	m, err := mover.New(set, mover.Options{Progress: rec.event}) // the default clean-up delay
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The move back only resets the round: no delay.
+	if b.back, err = mover.New(set, mover.Options{CleanupDelay: mover.NoCleanupDelay}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -96,12 +101,14 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 	for i := range rounds {
 		var raw rawResult
 		var mv moveResult
+		last := i == rounds-1 // nothing to reset after the last round
+		t.Logf("round %d: load average %s", i+1, loadAverage())
 		if i%2 == 0 { // alternate which goes first
-			raw = b.rawPipe()
-			mv = b.move(m, rec)
+			raw = b.rawPipe(false)
+			mv = b.move(m, rec, last)
 		} else {
-			mv = b.move(m, rec)
-			raw = b.rawPipe()
+			mv = b.move(m, rec, false)
+			raw = b.rawPipe(last)
 		}
 		if raw.rows != wantRows || mv.rows != wantRows {
 			t.Fatalf("round %d: raw pipe copied %d rows, mover %d, want %d", i+1, raw.rows, mv.rows, wantRows)
@@ -114,9 +121,10 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 			sec(raw.dur), raw.rate(), sec(mv.copy), mv.copyRate(), r.copyRatio(),
 			sec(mv.readOnly), sec(mv.readOnlyJournal), sec(mv.whole), sec(mv.wholeNoDelay()), mover.DefaultCleanupDelay,
 			r.wholeRatio(), r.wholeNoDelayRatio())
-		t.Logf("round %d phases: plan %s, start %s, freeze %s, copy %s, verify %s, switch %s, wait+clean-up %s, done %s; journal started->finished %s; move back %s",
+		t.Logf("round %d phases: plan %s, start %s, freeze %s, copy %s, verify %s, switch %s, wait+clean-up %s, done %s; journal started->finished %s; move back %s; "+
+			"the plan estimated %s read-only and %s in all for %d rows, %d bytes",
 			i+1, sec(mv.plan), sec(mv.start), sec(mv.freeze), sec(mv.copy), sec(mv.verify), sec(mv.switchOver), sec(mv.cleanup),
-			sec(mv.finish), sec(mv.journalWhole), sec(mv.back))
+			sec(mv.finish), sec(mv.journalWhole), sec(mv.back), sec(mv.preflight.ReadOnly), sec(mv.preflight.Estimate), mv.preflight.Rows(), mv.preflight.Bytes())
 		t.Logf("round %d per table (raw pipe / mover copy): %s", i+1, perTable(raw.tables, mv.tables))
 	}
 
@@ -149,6 +157,8 @@ type moveBench struct {
 	src, dst       *pgxpool.Pool
 	srcURL, dstURL string
 	tables         []rawTable
+	load           string       // load average when the rounds began
+	back           *mover.Mover // moves the tenant back between rounds
 }
 
 // rawTable is one tenant table as the raw pipe copies it.
@@ -184,8 +194,9 @@ type rawResult struct {
 func (r rawResult) rate() float64 { return float64(r.rows) / r.dur.Seconds() }
 
 // rawPipe runs the pipeline for every table in order, timed as a whole, then
-// deletes the copied rows from the target, children first (untimed).
-func (b *moveBench) rawPipe() rawResult {
+// deletes the copied rows from the target, children first (untimed), unless
+// last.
+func (b *moveBench) rawPipe(last bool) rawResult {
 	t := b.t
 	var res rawResult
 	start := time.Now()
@@ -208,13 +219,20 @@ func (b *moveBench) rawPipe() rawResult {
 		res.rows += n
 	}
 	res.dur = time.Since(start)
+	t.Logf("raw pipe: %d rows in %s", res.rows, sec(res.dur))
+	if last {
+		return res
+	}
 	ctx := context.Background()
+	reset := time.Now()
 	for i := len(tenant.Tables) - 1; i >= 0; i-- {
 		if _, err := b.dst.Exec(ctx, "DELETE FROM "+pgx.Identifier{tenant.Tables[i]}.Sanitize()+" WHERE website_id = $1", b.site.ID); err != nil {
 			t.Fatalf("removing the raw pipe's rows: %v", err)
 		}
 	}
+	deleted := time.Since(reset)
 	settle(t, b.src, b.dst)
+	t.Logf("raw pipe reset: deleted in %s, vacuumed and checkpointed in %s", sec(deleted), sec(time.Since(reset)-deleted))
 	return res
 }
 
@@ -226,6 +244,7 @@ type moveResult struct {
 	tables                                                      []time.Duration
 	// from the journal (the primary's clock)
 	readOnlyJournal, journalWhole time.Duration
+	preflight                     mover.Plan    // what the pre-flight found and estimated
 	back                          time.Duration // the untimed move back, for the log
 }
 
@@ -238,15 +257,19 @@ func (r moveResult) wholeNoDelay() time.Duration { return r.whole - mover.Defaul
 // phaseRecorder notes when each progress phase was first seen, and when each
 // table's copy ended.
 type phaseRecorder struct {
+	t        *testing.T
 	mu       sync.Mutex
+	began    time.Time
 	first    map[string]time.Time
 	tableEnd map[string]time.Time
+	step     string // the last phase and table logged
 }
 
 func (p *phaseRecorder) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.first, p.tableEnd = map[string]time.Time{}, map[string]time.Time{}
+	p.began, p.step = time.Now(), ""
 }
 
 func (p *phaseRecorder) event(e mover.Event) {
@@ -262,6 +285,12 @@ func (p *phaseRecorder) event(e mover.Event) {
 	if e.Phase == mover.StateCopying && e.Table != "" {
 		p.tableEnd[e.Table] = now // the last copying event of a table is sent when it is done
 	}
+	// Log each phase (and table) as it starts, so a slow step shows in a
+	// long run's output while it happens.
+	if step := e.Phase + " " + e.Table; step != p.step {
+		p.step = step
+		p.t.Logf("  move at %7.2fs: %s %s (%d of %d rows)", now.Sub(p.began).Seconds(), e.Phase, e.Table, e.Rows, e.RowsTotal)
+	}
 }
 
 func (p *phaseRecorder) at(phase string) time.Time {
@@ -274,9 +303,9 @@ func (p *phaseRecorder) at(phase string) time.Time {
 	return at
 }
 
-// move runs Plan, Start and Run from the default shard to shard_1, then moves
-// the tenant back (untimed, but logged) so the next round starts the same.
-func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder) moveResult {
+// move runs Plan, Start and Run from the default shard to shard_1, then,
+// unless last, moves the tenant back (without the clean-up delay; untimed, but logged) so the next round starts the same.
+func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder, last bool) moveResult {
 	t := b.t
 	ctx := context.Background()
 	var res moveResult
@@ -298,6 +327,7 @@ func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder) moveResult {
 	}
 	ended := time.Now()
 	res.whole, res.plan, res.start = ended.Sub(began), planned.Sub(began), running.Sub(planned)
+	res.preflight = plan
 	if mv.State != mover.StateDone || mv.FrozenAt == nil || mv.SwitchedAt == nil || mv.FinishedAt == nil {
 		t.Fatalf("journal after the move: %+v", mv)
 	}
@@ -325,21 +355,26 @@ func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder) moveResult {
 		res.tables = append(res.tables, end.Sub(prev))
 		prev = end
 	}
+	t.Logf("move: %d rows in %s", res.rows, sec(res.whole))
+	if last {
+		return res
+	}
 	settle(t, b.src, b.dst)
 
 	back := time.Now()
-	plan, err = m.Plan(ctx, b.site.Subdomain, shard.Default)
+	plan, err = b.back.Plan(ctx, b.site.Subdomain, shard.Default)
 	if err != nil {
 		t.Fatalf("plan back: %v", err)
 	}
-	if id, err = m.Start(ctx, plan, "bench"); err != nil {
+	if id, err = b.back.Start(ctx, plan, "bench"); err != nil {
 		t.Fatalf("start back: %v", err)
 	}
-	if _, err := m.Run(ctx, id); err != nil {
+	if _, err := b.back.Run(ctx, id); err != nil {
 		t.Fatalf("run back: %v", err)
 	}
 	res.back = time.Since(back)
 	settle(t, b.src, b.dst)
+	t.Logf("move back: %s, then vacuumed and checkpointed in %s", sec(res.back), sec(time.Since(back)-res.back))
 	return res
 }
 
@@ -432,8 +467,9 @@ func (b *moveBench) markdown(rounds int, rows int64, rs []roundResult, s summary
 		}
 		return "**missed**"
 	}
-	fmt.Fprintf(&w, "Run: %s; %d CPUs (%s); %s; PostgreSQL %s; %d rounds; %d rows.\n\n",
-		time.Now().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), runtime.Version(), b.serverVersion(), rounds, rows)
+	fmt.Fprintf(&w, "Run: %s; %d CPUs (%s); %s; PostgreSQL %s; %d rounds; %d rows; load average at the start %s, at the end %s.\n\n",
+		time.Now().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), runtime.Version(), b.serverVersion(), rounds, rows,
+		b.load, loadAverage())
 	fmt.Fprintf(&w, "| median of %d rounds | time (s) | rows/s | vs raw pipe |\n|---|---:|---:|---:|\n", rounds)
 	fmt.Fprintf(&w, "| raw psql pipe, 7 tables | %s | %.0f | |\n", sec(s.raw), s.rawRate)
 	fmt.Fprintf(&w, "| mover, copy phase | %s | %.0f | **%.3f** (rows/s, target >= 0.8: %s) |\n", sec(s.copy), s.copyRate, s.copyRatio, met(s.copyRatio >= 0.8))
@@ -532,6 +568,15 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func envInt(t *testing.T, name string, def int) int {

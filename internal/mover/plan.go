@@ -60,7 +60,7 @@ func (p Plan) Bytes() int64 { return sum(p.Tables, func(t TablePlan) int64 { ret
 // The rates behind a plan's estimates, measured on the reference machine in
 // docs/benchmarks.md and rounded down.
 const (
-	estimateRowsPerSecond  = 100_000
+	estimateRowsPerSecond  = 50_000
 	estimateBytesPerSecond = 40 << 20
 	pingTimeout            = 5 * time.Second
 )
