@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,12 +202,12 @@ func TestVerify_CatchesADamagedCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Run(stop, moveID)
-	if state := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT state FROM moves WHERE id = $1", moveID); state != mover.StateCopied {
-		t.Fatalf("move stopped in %s, want copied", state)
+	if step := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT failed_state FROM moves WHERE id = $1 AND state = 'failed'", moveID); step != mover.StateCopied {
+		t.Fatalf("move stopped in %s, want interrupted after its copy", step)
 	}
 
 	out = mustPWB(t, cfg, "sharding", "verify", "check-co")
-	if !strings.Contains(out, "Unfinished move 1 from default to shard_1 is copied") || strings.Contains(out, "DIFFER") || strings.Count(out, "equal") != 7 {
+	if !strings.Contains(out, "Unfinished move 1 from default to shard_1 is failed (copied)") || strings.Contains(out, "DIFFER") || strings.Count(out, "equal") != 7 {
 		t.Errorf("verify of a complete copy:\n%s", out)
 	}
 	pgtest.Exec(t, c.URL["shard_1"], "UPDATE pages SET title = 'Tampered' WHERE website_id = $1 AND slug = 'contact'", id)
@@ -315,4 +316,44 @@ func TestMoveCommands_Refusals(t *testing.T) {
 	wantRefused(t, pwb(t, cfg, "sharding", "abort", "3", "--yes"), "already aborted")
 	wantRefused(t, pwb(t, cfg, "sharding", "resume", "3"), "already aborted")
 	wantRefused(t, pwb(t, cfg, "sharding", "resume", "2"), "already done")
+}
+
+// Ctrl-C stops a move where it is, records it failed with the reason, and
+// the one-line error says how to go on; resume then finishes it.
+func TestMigrate_InterruptedByCtrlC(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 1)
+	cfg := c.ConfigPath
+	id := mvTenant(t, c, "ctrlc-co", shard.Default, movertest.Options{Properties: 30, Photos: 2})
+	rows := mvRows(t, c, shard.Default, id)
+
+	ch := crashStart(t, cfg, "copying", "sharding", "migrate", "ctrlc-co", "shard_1", "--yes")
+	ch.waitPause(t)
+	if err := ch.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	ch.stdin.Close() // the pause returns; the next step sees the interrupt
+	<-ch.closed
+	err := ch.cmd.Wait()
+	if ch.cmd.ProcessState.ExitCode() != ExitFailed {
+		t.Fatalf("interrupted move: %v\nstdout: %s\nstderr: %s", err, ch.stdout.String(), ch.stderr.String())
+	}
+	last := strings.TrimSpace(ch.stderr.String())
+	last = last[strings.LastIndex(last, "\n")+1:]
+	for _, want := range []string{"pwb: move 1 failed while copying", "interrupted", "pwb sharding resume 1", "pwb sharding abort 1"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last stderr line %q lacks %q", last, want)
+		}
+	}
+	state := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT state || ' ' || failed_state || ' ' || error FROM moves WHERE id = 1")
+	if !strings.HasPrefix(state, "failed copying interrupted while copying") {
+		t.Errorf("journal after Ctrl-C: %q", state)
+	}
+	if got := mvWhere(t, c, id); got != "default read_only" {
+		t.Errorf("tenant after Ctrl-C: %q, want read_only on default until resumed or aborted", got)
+	}
+	out := mustPWB(t, cfg, "sharding", "resume", "1", "--cleanup-delay", "0s")
+	if !strings.Contains(out, "Move 1 done") || mvWhere(t, c, id) != "shard_1 active" || mvRows(t, c, "shard_1", id) != rows || mvRows(t, c, shard.Default, id) != 0 {
+		t.Errorf("resume after Ctrl-C:\n%s", out)
+	}
 }

@@ -103,7 +103,7 @@ lines. Asks for confirmation unless --yes.`,
 			}
 			view.started(id)
 			moved, err := mv.Run(a.ctx, id)
-			return a.finishMove(view, moved, err)
+			return a.finishMove(view, id, moved, err)
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
@@ -131,7 +131,7 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 			}
 			view.started(id)
 			moved, err := mv.Run(a.ctx, id)
-			return a.finishMove(view, moved, err)
+			return a.finishMove(view, id, moved, err)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines")
@@ -375,15 +375,18 @@ type moveResult struct {
 
 // finishMove prints how a run ended and turns a failure into the one line
 // that says how to go on.
-func (a *app) finishMove(view *moveView, m mover.Move, err error) error {
+func (a *app) finishMove(view *moveView, id int64, m mover.Move, err error) error {
 	view.clear()
 	if err != nil {
 		if errors.Is(err, mover.ErrRefused) {
 			return err
 		}
-		hint := fmt.Sprintf("; finish it with `pwb sharding resume %d`", m.ID)
-		if !m.Switched() {
-			hint += fmt.Sprintf(" or roll it back with `pwb sharding abort %d`", m.ID)
+		hint := fmt.Sprintf("; finish it with `pwb sharding resume %d`", id)
+		switch {
+		case m.ID == 0: // the journal could not be read
+			hint += fmt.Sprintf(" or, if it has not switched, roll it back with `pwb sharding abort %d`", id)
+		case !m.Switched():
+			hint += fmt.Sprintf(" or roll it back with `pwb sharding abort %d`", id)
 		}
 		if view.json && m.ID != 0 {
 			a.printJSONLine(moveResult{Event: "failed", Move: m, Error: err.Error()})

@@ -209,21 +209,29 @@ func (m *Mover) Run(ctx context.Context, id int64) (Move, error) {
 	if mv.Finished() {
 		return mv, refuse("move %d of tenant %d (%s) is already %s", mv.ID, mv.WebsiteID, mv.Subdomain, mv.State)
 	}
+	// Journal reads and the failure record outlive an interrupt (Ctrl-C).
+	jctx := context.WithoutCancel(ctx)
 	for mv.Step() != StateDone {
 		step := mv.Step()
-		if err := m.step(ctx, mv); err != nil {
-			// Record the failure even if ctx was cancelled (Ctrl-C).
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := ctx.Err()
+		if err == nil {
+			err = m.step(ctx, mv)
+		}
+		if err != nil {
+			rctx, cancel := context.WithTimeout(jctx, 10*time.Second)
+			defer cancel()
 			if ctx.Err() != nil {
 				err = fmt.Errorf("interrupted while %s: %w", step, err)
 			}
 			if jerr := setFailed(rctx, m.primary, id, step, err); jerr != nil {
 				err = errors.Join(err, jerr)
 			}
-			cancel()
+			if failed, gerr := Get(rctx, m.primary, id); gerr == nil {
+				mv = failed
+			}
 			return mv, fmt.Errorf("move %d failed while %s: %w", id, step, err)
 		}
-		if mv, err = Get(ctx, m.primary, id); err != nil {
+		if mv, err = Get(jctx, m.primary, id); err != nil {
 			return mv, err
 		}
 	}
