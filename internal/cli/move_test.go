@@ -157,6 +157,10 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	if out := mustPWB(t, cfg, "sharding", "moves", "never-moved"); !strings.Contains(out, "No moves.") {
 		t.Errorf("moves of a tenant never moved:\n%s", out)
 	}
+	if out := mustPWB(t, cfg, "sharding", "verify", "dry-co"); !strings.Contains(out, "Tenant "+strconv.FormatInt(id, 10)+" (dry-co) on shard default") ||
+		!strings.Contains(out, "Last move 2 from shard_1 to default, done") || !strings.Contains(out, "its verify step found every table equal on both shards") {
+		t.Errorf("verify after moves:\n%s", out)
+	}
 	if out := mustPWB(t, cfg, "sharding", "moves", "never-moved", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("moves --json of a tenant never moved: %q", out)
 	}

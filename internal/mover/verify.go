@@ -18,6 +18,9 @@ type Report struct {
 	Shard   string           `json:"shard"`
 	Move    *Move            `json:"move,omitempty"`
 	Other   string           `json:"other_shard,omitempty"`
+	// LastMove is the tenant's last finished move, when there is no
+	// unfinished one: its journal holds the checksums its verify step saw.
+	LastMove *Move `json:"last_move,omitempty"`
 	Tables  []ReportTable    `json:"tables"`
 }
 
@@ -27,6 +30,17 @@ type ReportTable struct {
 	Name  string `json:"table"`
 	Sum   Sum    `json:"sum"`
 	Other *Sum   `json:"other,omitempty"`
+}
+
+// VerifiedEqual reports whether the move's verify step found every table
+// equal on both shards.
+func (m Move) VerifiedEqual() bool {
+	for _, t := range m.Tables {
+		if t.SourceChecksum == "" || t.SourceChecksum != t.TargetChecksum {
+			return false
+		}
+	}
+	return len(m.Tables) > 0
 }
 
 // Match reports whether the table is the same on both shards compared.
@@ -66,6 +80,18 @@ func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 	mv, found, err := Unfinished(ctx, m.primary, w.ID)
 	if err != nil {
 		return r, err
+	}
+	if !found {
+		moves, err := List(ctx, m.primary, w.ID)
+		if err != nil {
+			return r, err
+		}
+		for _, past := range moves {
+			if past.State == StateDone {
+				r.LastMove = &past
+				break
+			}
+		}
 	}
 	names := tenant.Tables
 	cols := map[string][]string{}
