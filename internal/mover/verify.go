@@ -20,8 +20,8 @@ type Report struct {
 	Other   string           `json:"other_shard,omitempty"`
 	// LastMove is the tenant's last finished move, when there is no
 	// unfinished one: its journal holds the checksums its verify step saw.
-	LastMove *Move `json:"last_move,omitempty"`
-	Tables  []ReportTable    `json:"tables"`
+	LastMove *Move         `json:"last_move,omitempty"`
+	Tables   []ReportTable `json:"tables"`
 }
 
 // ReportTable is one table of a Report. Other is set when two shards were
