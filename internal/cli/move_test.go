@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -359,5 +360,51 @@ func TestMigrate_InterruptedByCtrlC(t *testing.T) {
 	out := mustPWB(t, cfg, "sharding", "resume", "1", "--cleanup-delay", "0s")
 	if !strings.Contains(out, "Move 1 done") || mvWhere(t, c, id) != "shard_1 active" || mvRows(t, c, "shard_1", id) != rows || mvRows(t, c, shard.Default, id) != 0 {
 		t.Errorf("resume after Ctrl-C:\n%s", out)
+	}
+}
+
+// Two `pwb sharding migrate` processes of one tenant at the same moment: one
+// moves it, the other refuses with a reason that names the first.
+func TestMigrate_TwoProcessesAtOnce(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 2)
+	cfg := c.ConfigPath
+	id := mvTenant(t, c, "twice-co", shard.Default, movertest.Options{Properties: 200, Photos: 4})
+	rows := mvRows(t, c, shard.Default, id)
+
+	type outcome struct {
+		code           int
+		stdout, stderr string
+	}
+	results := make([]outcome, 2)
+	var wg sync.WaitGroup
+	for i, target := range []string{"shard_1", "shard_2"} {
+		wg.Go(func() {
+			cmd := pwbProcess(context.Background(), cfg, "sharding", "migrate", "twice-co", target, "--yes", "--cleanup-delay", "0s")
+			var out, errb strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			cmd.Run()
+			results[i] = outcome{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+		})
+	}
+	wg.Wait()
+	won, lost := results[0], results[1]
+	if won.code != 0 {
+		won, lost = lost, won
+	}
+	if won.code != 0 || lost.code != ExitFailed {
+		t.Fatalf("want one move to succeed and one to refuse, got exits %d and %d\n%+v", results[0].code, results[1].code, results)
+	}
+	if !strings.HasPrefix(lost.stderr, "pwb: ") || strings.Count(lost.stderr, "\n") != 1 ||
+		!strings.Contains(lost.stderr, "unfinished move") && !strings.Contains(lost.stderr, "same moment") {
+		t.Errorf("the refused move should say why on one line: %q", lost.stderr)
+	}
+	where := mvWhere(t, c, id)
+	target := strings.Fields(where)[0]
+	if where != target+" active" || target == shard.Default || mvRows(t, c, target, id) != rows {
+		t.Errorf("after the race the tenant is %q with %d rows there", where, mvRows(t, c, target, id))
+	}
+	if n := mvJournalSize(t, c); n != 1 {
+		t.Errorf("journal has %d moves, want 1", n)
 	}
 }

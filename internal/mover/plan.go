@@ -85,11 +85,12 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 	}
 	name := fmt.Sprintf("tenant %d (%s)", w.ID, w.Subdomain)
 	p := Plan{Website: w, Source: w.ShardName, Target: target}
-	if w.Status != registry.StatusActive {
-		return p, refuse("%s is %s, not active: only an active tenant can be moved", name, w.Status)
-	}
+	// An unfinished move first: it explains a read_only status too.
 	if err := RefuseIfMoving(ctx, m.primary, w.ID); err != nil {
 		return p, refusal(err)
+	}
+	if w.Status != registry.StatusActive {
+		return p, refuse("%s is %s, not active: only an active tenant can be moved", name, w.Status)
 	}
 	if target == w.ShardName {
 		return p, refuse("%s is already on shard %q", name, target)
