@@ -19,6 +19,8 @@ import (
 
 // Event reports a move's progress. Rows and RowsTotal count rows copied
 // during the copy and rows deleted during the clean-up, over all tables.
+// Bytes counts the COPY stream so far; BytesTotal is the rows' size as
+// stored, so the two compare only roughly.
 type Event struct {
 	Move       int64  `json:"move"`
 	Phase      string `json:"phase"`
@@ -382,7 +384,7 @@ func (m *Mover) copy(ctx context.Context, mv Move) error {
 	for _, t := range mv.Tables {
 		if t.Copied {
 			before += t.RowsTotal
-			beforeBytes += t.BytesTotal
+			beforeBytes += t.BytesCopied
 			continue
 		}
 		report := func(rows, bytes int64) {
@@ -401,7 +403,7 @@ func (m *Mover) copy(ctx context.Context, mv Move) error {
 			return fmt.Errorf("recording the copy of %s: %w", t.Name, err)
 		}
 		before += rows
-		beforeBytes += t.BytesTotal
+		beforeBytes += bytes
 		report(0, 0)
 	}
 	return nil
