@@ -116,6 +116,10 @@ func (m *Mover) Start(ctx context.Context, p Plan, startedBy string) (int64, err
 		if err != nil {
 			return refusal(err)
 		}
+		// A move started since the plan explains a changed status too.
+		if err := RefuseIfMoving(ctx, tx, w.ID); err != nil {
+			return refusal(err)
+		}
 		if w.Status != registry.StatusActive || w.ShardName != p.Source {
 			return refuse("tenant %d (%s) changed since the plan: it is now %s on shard %q", w.ID, w.Subdomain, w.Status, w.ShardName)
 		}
