@@ -1,0 +1,150 @@
+// Package report gathers platform-wide figures, which no single database
+// holds: every shard is asked at once, each with its own deadline, and the
+// answers are added up. A shard that is down or slow costs the report one
+// timeout, is marked unreachable, and never hides the others' figures.
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// DefaultTimeout bounds each shard's answer.
+const DefaultTimeout = 3 * time.Second
+
+// Figures are the counts a report adds up.
+type Figures struct {
+	Tenants    int   `json:"tenants"`
+	Properties int64 `json:"properties"`
+	Messages   int64 `json:"messages"`
+	SizeBytes  int64 `json:"size_bytes"`
+}
+
+// Shard is one shard's line of a report. Tenants come from the registry on
+// primary; the rest from the shard itself.
+type Shard struct {
+	Name       string        `json:"shard"`
+	Configured bool          `json:"configured"`
+	Reachable  bool          `json:"reachable"`
+	Error      string        `json:"error,omitempty"`
+	Took       time.Duration `json:"took_ns"`
+	Figures
+}
+
+// Totals is `pwb report totals`: every configured shard, then every shard
+// the registry names that the configuration lacks, and the sum over the
+// shards that answered.
+type Totals struct {
+	Shards []Shard `json:"shards"`
+	// Total adds up the reachable shards; Tenants counts every tenant in
+	// the registry.
+	Total Figures `json:"total"`
+	// RegistryError is set when primary could not be read: tenant counts
+	// are then missing.
+	RegistryError string        `json:"registry_error,omitempty"`
+	Took          time.Duration `json:"took_ns"`
+}
+
+// Unreachable lists the shards that did not answer.
+func (t Totals) Unreachable() []string {
+	var out []string
+	for _, s := range t.Shards {
+		if !s.Reachable {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// Gather asks every shard of set for its figures concurrently, each within
+// timeout (DefaultTimeout if 0).
+func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Totals {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	start := time.Now()
+	names := set.Names()
+	out := Totals{Shards: make([]Shard, len(names))}
+	var tenants map[string]registry.ShardCount
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var err error
+		tenants, err = countTenants(ctx, set, timeout)
+		if err != nil {
+			out.RegistryError = err.Error()
+		}
+	})
+	for i, name := range names {
+		wg.Go(func() { out.Shards[i] = ShardFigures(ctx, set, name, timeout) })
+	}
+	wg.Wait()
+	for i := range out.Shards {
+		s := &out.Shards[i]
+		s.Tenants = tenants[s.Name].Tenants
+		if s.Reachable {
+			out.Total.Properties += s.Properties
+			out.Total.Messages += s.Messages
+			out.Total.SizeBytes += s.SizeBytes
+		}
+	}
+	for name, c := range tenants {
+		out.Total.Tenants += c.Tenants
+		if _, err := set.Shard(name); err != nil {
+			out.Shards = append(out.Shards, Shard{Name: name, Error: "not in the configuration",
+				Figures: Figures{Tenants: c.Tenants}})
+		}
+	}
+	out.Took = time.Since(start)
+	return out
+}
+
+func countTenants(ctx context.Context, set *shard.Set, timeout time.Duration) (map[string]registry.ShardCount, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	primary, err := set.Primary()
+	if err != nil {
+		return nil, err
+	}
+	counts, err := registry.CountByShard(ctx, primary)
+	if err != nil {
+		return nil, fmt.Errorf("reading the registry on primary: %w", describe(ctx, err, timeout))
+	}
+	return counts, nil
+}
+
+// ShardFigures counts one shard's properties and messages, over all its
+// tenants, and reads its database size, in one query within timeout. The
+// Tenants figure is left to the caller, who has the registry.
+func ShardFigures(ctx context.Context, set *shard.Set, name string, timeout time.Duration) Shard {
+	start := time.Now()
+	s := Shard{Name: name, Configured: true}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pool, err := set.Pool(name)
+	if err == nil {
+		err = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM properties), (SELECT count(*) FROM messages),
+			pg_database_size(current_database())`).Scan(&s.Properties, &s.Messages, &s.SizeBytes)
+	}
+	s.Took = time.Since(start)
+	if err != nil {
+		s.Figures = Figures{}
+		s.Error = describe(ctx, err, timeout).Error()
+		return s
+	}
+	s.Reachable = true
+	return s
+}
+
+// describe says "no answer within" for a timeout instead of pgx's wording.
+func describe(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return shard.Unwrap(err)
+}
