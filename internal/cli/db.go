@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -54,13 +55,19 @@ func (a *app) dbCreate() error {
 
 type migrateOptions struct {
 	Shard    string
+	Canary   string
 	Parallel int
 	JSON     bool
+	// NoSummary leaves out the table after the per-shard lines (pwb dev).
+	NoSummary bool
 }
 
 func (o migrateOptions) Validate() error {
 	if o.Parallel < 1 {
 		return usagef("--parallel must be at least 1 (got %d)", o.Parallel)
+	}
+	if o.Shard != "" && o.Canary != "" {
+		return usagef("--shard and --canary do not go together: --shard migrates one shard, --canary one shard first")
 	}
 	return nil
 }
@@ -72,12 +79,14 @@ func (a *app) dbMigrateCommand() *cobra.Command {
 		Short: "Run the global migrations on primary and the tenant migrations on every shard",
 		Long: `Runs the global migration set on primary and the tenant set on every shard
 (primary included), several shards at once. Prints one line per shard as it
-finishes; exits 1 if any shard failed, after the others have been migrated
-and reported. Safe to run twice at once.`,
+finishes, then a summary table; exits 1 if any shard failed, after the others
+have been migrated and reported. --canary SHARD migrates that shard first and
+touches no other if it fails. Safe to run twice at once.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return a.dbMigrate(o) },
 	}
 	c.Flags().StringVar(&o.Shard, "shard", "", "migrate only this shard")
+	c.Flags().StringVar(&o.Canary, "canary", "", "migrate this shard first, and stop if it fails")
 	c.Flags().IntVar(&o.Parallel, "parallel", migrations.DefaultParallel, "how many shards to migrate at once")
 	c.Flags().BoolVar(&o.JSON, "json", false, "print one JSON object per shard instead of text")
 	return c
@@ -91,34 +100,92 @@ func (a *app) dbMigrate(o migrateOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := migrations.Options{Parallel: o.Parallel}
+	names := set.Names()
 	if o.Shard != "" {
 		if err := checkShardFlag(set, o.Shard); err != nil {
 			return err
 		}
-		opts.Shards = []string{o.Shard}
+		names = []string{o.Shard}
+	}
+	if o.Canary != "" {
+		if _, err := set.Shard(o.Canary); err != nil {
+			return usagef("--canary %s: not configured (configured: %v)", o.Canary, set.Names())
+		}
 	}
 	start := time.Now()
-	results := migrations.MigrateShards(a.ctx, set, opts, func(r migrations.Result) {
+	done := 0
+	report := func(r migrations.Result) {
+		done++
 		if o.JSON {
 			a.printJSONLine(migrateJSON{r, errorText(r.Err), r.Duration.Milliseconds()})
 			return
 		}
-		fmt.Fprintln(a.stdout, resultLine(r))
-	})
-	failed := 0
+		fmt.Fprintf(a.stdout, "[%*d/%d] %s\n", len(strconv.Itoa(len(names))), done, len(names), resultLine(r))
+	}
+	var results []migrations.Result
+	rest := names
+	if o.Canary != "" {
+		results = migrations.MigrateShards(a.ctx, set, migrations.Options{Shards: []string{o.Canary}}, report)
+		rest = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == o.Canary })
+	}
+	var skipped []string
+	if len(results) > 0 && results[0].Err != nil {
+		skipped = rest
+	} else {
+		results = append(results, migrations.MigrateShards(a.ctx, set, migrations.Options{Shards: rest, Parallel: o.Parallel}, report)...)
+	}
+	failed, current := 0, 0
 	for _, r := range results {
-		if r.Err != nil {
+		switch {
+		case r.Err != nil:
 			failed++
+		case r.Applied() == 0:
+			current++
 		}
 	}
 	if !o.JSON {
-		fmt.Fprintf(a.stdout, "%d shard(s) migrated, %d failed, in %s\n", len(results)-failed, failed, time.Since(start).Round(time.Millisecond))
+		if !o.NoSummary {
+			a.printMigrateSummary(results, skipped)
+		}
+		fmt.Fprintf(a.stdout, "%d shard(s) migrated, %d already current, %d failed, %d not attempted, in %s\n",
+			len(results)-failed-current, current, failed, len(skipped), time.Since(start).Round(time.Millisecond))
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("canary shard %s failed to migrate: the other %d shards were not touched", o.Canary, len(skipped))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d shards failed to migrate (see above)", failed, len(results))
 	}
 	return nil
+}
+
+// printMigrateSummary prints every shard's outcome in config order, failures
+// with their reason, after the lines printed as shards finished.
+func (a *app) printMigrateSummary(results []migrations.Result, skipped []string) {
+	if len(results)+len(skipped) < 2 {
+		return
+	}
+	byShard := map[string]migrations.Result{}
+	for _, r := range results {
+		byShard[r.Shard] = r
+	}
+	fmt.Fprintln(a.stdout)
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tTIME\tRESULT")
+	for _, r := range results {
+		outcome := fmt.Sprintf("migrated (%d applied)", r.Applied())
+		switch {
+		case r.Err != nil:
+			outcome = "FAILED: " + errorText(r.Err)
+		case r.Applied() == 0:
+			outcome = "already current"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Shard, r.Duration.Round(time.Millisecond), outcome)
+	}
+	for _, name := range skipped {
+		fmt.Fprintf(tw, "%s\t-\tnot attempted (the canary failed)\n", name)
+	}
+	tw.Flush()
 }
 
 // migrateJSON is one shard's line of `db migrate --json`.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -80,7 +81,7 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 	}
 
 	again := mustPWB(t, c.ConfigPath, "db", "migrate")
-	if strings.Count(again, "already current") != 3 {
+	if !strings.Contains(again, "0 shard(s) migrated, 3 already current, 0 failed") || strings.Count(again, ": already current") != 3 {
 		t.Errorf("second migrate should find every shard current:\n%s", again)
 	}
 }
@@ -203,5 +204,82 @@ func TestDBCreate_CreatesMissingDatabases(t *testing.T) {
 	wantRefused(t, r, "2 of 2 shards could not be read")
 	if !strings.Contains(r.stdout, "NO: ") {
 		t.Errorf("status should mark unreachable shards:\n%s", r.stdout)
+	}
+}
+
+// The scale issue's migration test: 50 shards over two servers, one of them
+// broken. With --canary on the broken one nothing else is touched; without,
+// the other 49 migrate and the summary names the broken one.
+func TestDBMigrate_FiftyShardsOneBroken(t *testing.T) {
+	t.Parallel()
+	servers := pgtest.Start(t, 2)
+	shards := make([]pgtest.Shard, 50)
+	urls := make([]string, 50)
+	var wg sync.WaitGroup
+	for i := range shards {
+		key := fmt.Sprintf("shard_%d", i)
+		if i == 0 {
+			key = "primary"
+		}
+		db := "pwb_test_" + key
+		shards[i] = pgtest.Shard{Key: key, Server: servers[i%2], DB: db}
+		wg.Go(func() { urls[i] = pgtest.CreateDatabase(t, servers[i%2], db) })
+	}
+	wg.Wait()
+	cfg := pgtest.WriteConfig(t, shards...)
+	const broken = 17
+	pgtest.Exec(t, urls[broken], "CREATE TABLE properties (x int)")
+	migrated := func(i int) bool {
+		return pgtest.QueryValue[bool](t, urls[i], "SELECT to_regclass('pwb_tenant_schema_version') IS NOT NULL")
+	}
+
+	r := pwb(t, cfg, "db", "migrate", "--canary", "shard_17")
+	wantRefused(t, r, "canary shard shard_17 failed to migrate: the other 49 shards were not touched")
+	if strings.Count(r.stdout, "not attempted (the canary failed)") != 49 || !strings.Contains(r.stdout, `ms  FAILED: `) ||
+		!strings.Contains(r.stdout, `relation "properties" already exists`) || !strings.Contains(r.stdout, "0 shard(s) migrated, 0 already current, 1 failed, 49 not attempted") {
+		t.Errorf("canary summary:\n%s", r.stdout)
+	}
+	for i := range urls {
+		if i != broken && migrated(i) {
+			t.Errorf("shard %d was touched although the canary failed", i)
+		}
+	}
+
+	r = pwb(t, cfg, "db", "migrate")
+	wantRefused(t, r, "1 of 50 shards failed to migrate")
+	if !strings.Contains(r.stdout, "[50/50]") || !strings.Contains(r.stdout, "49 shard(s) migrated, 0 already current, 1 failed, 0 not attempted") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+	summary := r.stdout[strings.Index(r.stdout, "SHARD"):]
+	for i, s := range shards {
+		name := s.Key
+		if name == "primary" {
+			name = "default"
+		}
+		want := `(?m)^` + name + `\s+\S+\s+migrated \(`
+		if i == broken {
+			want = `(?m)^` + name + `\s+\S+\s+FAILED: .*relation "properties" already exists`
+		}
+		if !regexp.MustCompile(want).MatchString(summary) {
+			t.Errorf("summary lacks %s:\n%s", want, summary)
+		}
+		if i != broken && !migrated(i) {
+			t.Errorf("%s was not migrated", name)
+		}
+	}
+
+	// A healthy canary goes first, then the rest.
+	pgtest.Exec(t, urls[broken], "DROP TABLE properties")
+	out := mustPWB(t, cfg, "db", "migrate", "--canary", "shard_17")
+	if !strings.HasPrefix(out, "[ 1/50] shard_17 ") || !strings.Contains(out, "1 shard(s) migrated, 49 already current, 0 failed") {
+		t.Errorf("healthy canary:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"db", "migrate", "--canary", "shard_99"},
+		{"db", "migrate", "--canary", "shard_1", "--shard", "shard_2"},
+	} {
+		if r := pwb(t, cfg, args...); r.code != ExitUsage {
+			t.Errorf("pwb %s: exit %d, want %d\n%s", strings.Join(args, " "), r.code, ExitUsage, r.stderr)
+		}
 	}
 }

@@ -110,7 +110,7 @@ func (a *app) dev(o devOptions) error {
 	if err := a.dbCreate(); err != nil {
 		return err
 	}
-	if err := a.dbMigrate(migrateOptions{Parallel: migrations.DefaultParallel}); err != nil {
+	if err := a.dbMigrate(migrateOptions{Parallel: migrations.DefaultParallel, NoSummary: true}); err != nil {
 		return err
 	}
 	set, _ := a.shards()

@@ -93,7 +93,7 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	if strings.Contains(second, ": created") || strings.Contains(second, "applied") {
 		t.Errorf("second run should reuse the data:\n%s", second)
 	}
-	if strings.Count(second, "already exists") != 3 || strings.Count(second, "already current") != 3 {
+	if strings.Count(second, "already exists") != 3 || strings.Count(second, ": already current") != 3 {
 		t.Errorf("second run should find databases and schema in place:\n%s", second)
 	}
 	if !strings.Contains(second, "acme") || !strings.Contains(second, "prestige") {
