@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/web"
@@ -96,6 +97,7 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		PlatformDomains: splitList(a.getenv("PWB_PLATFORM_DOMAINS")),
 		Logger:          log,
 		SecureCookies:   a.getenv("PWB_SECURE_COOKIES") == "true",
+		Metrics:         metrics.New(set, cache, log),
 	})
 	if err != nil {
 		return err

@@ -87,6 +87,10 @@ func TestServe_RegistryChangesReachEveryProcess(t *testing.T) {
 		if code, _ := p.request(t, "GET", host, "/p/where", nil); code != 404 {
 			t.Fatalf("page on primary should not exist: %d", code)
 		}
+		if code, body := p.request(t, "GET", "localhost", "/metrics", nil); code != 200 ||
+			!strings.Contains(body, `pwb_http_requests_total{route="GET /{$}",shard="default",status="200"} 1`) {
+			t.Errorf("pwb serve's /metrics: %d\n%s", code, body)
+		}
 	}
 
 	// Shard change: once provisioned to shard_1, both serve pages from

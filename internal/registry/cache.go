@@ -70,6 +70,8 @@ type Cache struct {
 	gen uint64
 
 	listening atomic.Bool
+	// hits and misses count lookups answered from memory and from primary.
+	hits, misses atomic.Uint64
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -135,10 +137,16 @@ func (c *Cache) lookup(ctx context.Context, byDomain bool, key string) (Website,
 	e, ok := m[key]
 	c.mu.RUnlock()
 	if ok && time.Since(e.fetched) < c.ttl {
+		c.hits.Add(1)
 		return e.w, e.err
 	}
+	c.misses.Add(1)
 	return c.load(ctx, byDomain, key)
 }
+
+// Stats returns how many lookups were answered from memory and how many
+// asked primary, since the cache was made.
+func (c *Cache) Stats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
 
 // load asks primary and caches the answer unless the cache was invalidated
 // meanwhile. Concurrent misses of one key may each ask; the last to finish

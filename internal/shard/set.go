@@ -125,6 +125,17 @@ func (s *Set) Ping(ctx context.Context, name string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// Stats returns the statistics of every pool opened so far, by shard name.
+func (s *Set) Stats() map[string]*pgxpool.Stat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*pgxpool.Stat, len(s.pools))
+	for name, p := range s.pools {
+		out[name] = p.Stat()
+	}
+	return out
+}
+
 // Close closes every pool opened so far.
 func (s *Set) Close() {
 	s.mu.Lock()

@@ -2,8 +2,11 @@ package web
 
 import (
 	"log/slog"
+
 	"net/http"
 	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/metrics"
 )
 
 // statusRecorder remembers the status a handler wrote, for the access log.
@@ -32,14 +35,21 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // accessLog writes one structured line per request with its id, tenant and
-// shard, status and duration.
-func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
+// shard, status and duration, and counts it in m if set.
+func accessLog(log *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			ri := requestFrom(r.Context())
+			if m != nil {
+				route := ri.Route
+				if route == "" { // served by the outer mux, which set it on r
+					route = r.Pattern
+				}
+				m.ObserveRequest(ri.Shard, route, rec.status, time.Since(start))
+			}
 			attrs := []slog.Attr{
 				slog.String("request_id", ri.ID),
 				slog.String("method", r.Method),

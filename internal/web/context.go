@@ -21,6 +21,7 @@ type requestInfo struct {
 	Website int64
 	Tenant  string
 	Shard   string
+	Route   string // the pattern of the route that served it
 }
 
 func requestFrom(ctx context.Context) *requestInfo {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -66,9 +67,10 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 	if o.quiet {
 		logTo = io.Discard
 	}
+	log := slog.New(slog.NewTextHandler(logTo, nil))
 	srv, err := New(Options{
-		Shards: set, Registry: cache, LoginLimiter: o.limiter,
-		Logger: slog.New(slog.NewTextHandler(logTo, nil)),
+		Shards: set, Registry: cache, LoginLimiter: o.limiter, Logger: log,
+		Metrics: metrics.New(set, cache, log),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -34,6 +35,8 @@ type Options struct {
 	// LoginLimiter bounds failed logins per tenant and client address.
 	// Default: 10 per 15 minutes.
 	LoginLimiter *account.Limiter
+	// Metrics, if set, counts every request and is served at /metrics.
+	Metrics *metrics.Metrics
 }
 
 // Server is the platform's HTTP handler.
@@ -47,6 +50,7 @@ type Server struct {
 	sessionTTL      time.Duration
 	secureCookies   bool
 	limiter         *account.Limiter
+	metrics         *metrics.Metrics
 	handler         http.Handler
 }
 
@@ -72,6 +76,7 @@ func New(o Options) (*Server, error) {
 		sessionTTL:    o.SessionTTL,
 		secureCookies: o.SecureCookies,
 		limiter:       o.LoginLimiter,
+		metrics:       o.Metrics,
 	}
 	for _, d := range o.PlatformDomains {
 		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
@@ -104,6 +109,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requestFrom(r.Context()).Route = r.Pattern
 		if err := h(w, r); err != nil {
 			s.fail(w, r, err)
 		}
@@ -135,12 +141,15 @@ func (s *Server) routes() http.Handler {
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	outer.HandleFunc("GET /readyz", s.readyz)
+	if s.metrics != nil {
+		outer.Handle("GET /metrics", s.metrics.Handler())
+	}
 	// The stylesheet is the same on every host and needs no tenant, so error
 	// pages of unknown hosts and of tenants that are down are styled too.
 	outer.Handle("GET /static/", staticHandler)
 	outer.Handle("/", csrf.Handler(s.resolveTenant(platform, tenantSite)))
 
-	return recoverPanics(s.log)(requestID(accessLog(s.log)(outer)))
+	return recoverPanics(s.log)(requestID(accessLog(s.log, s.metrics)(outer)))
 }
 
 func notFound(http.ResponseWriter, *http.Request) error {
