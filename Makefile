@@ -3,7 +3,7 @@ GO ?= go
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: dev test build deps bench bench-wrk bench-move lint
+.PHONY: dev test build deps bench bench-wrk bench-move bench-report lint
 
 deps:
 	@scripts/install-deps.sh
@@ -35,3 +35,7 @@ bench-wrk: deps
 # A tenant of over a million rows moved between two servers, versus a raw psql pipe.
 bench-move: deps
 	PWB_BENCH_MOVE=1 $(GO) test ./internal/mover -run TestBench_MoveVersusRawPipe -count=1 -v -timeout 60m
+
+# `pwb report totals`' fan-out over 20 shards, one slowed, versus that shard alone and a sequential loop.
+bench-report: deps
+	PWB_BENCH_REPORT=1 $(GO) test ./internal/report -run TestBench_ReportFanOut -count=1 -v -timeout 30m

@@ -1,7 +1,6 @@
 package mover_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/benchenv"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
@@ -46,8 +45,8 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 	if os.Getenv("PWB_BENCH_MOVE") == "" {
 		t.Skip("set PWB_BENCH_MOVE=1 (make bench-move) to run the tenant move benchmark")
 	}
-	rounds := envInt(t, "PWB_BENCH_ROUNDS", 5)
-	fill := movertest.Options{Properties: envInt(t, "PWB_BENCH_PROPERTIES", benchProperties), Photos: 12}
+	rounds := benchenv.Int(t, "PWB_BENCH_ROUNDS", 5)
+	fill := movertest.Options{Properties: benchenv.Int(t, "PWB_BENCH_PROPERTIES", benchProperties), Photos: 12}
 	psql := psqlBinary(t)
 	ctx := context.Background()
 
@@ -84,7 +83,7 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 		cols := tableColumns(t, src, name)
 		b.tables = append(b.tables, rawTable{name: name, cols: cols})
 	}
-	b.load = loadAverage()
+	b.load = benchenv.LoadAverage()
 	t.Logf("load average %s; raw pipe, e.g. for %s:\n%s", b.load, b.tables[0].name, b.tables[0].pipeline(psql, "SRC_URL", "DST_URL", w.ID))
 
 	rec := &phaseRecorder{t: t}
@@ -102,7 +101,7 @@ func TestBench_MoveVersusRawPipe(t *testing.T) {
 		var raw rawResult
 		var mv moveResult
 		last := i == rounds-1 // nothing to reset after the last round
-		t.Logf("round %d: load average %s", i+1, loadAverage())
+		t.Logf("round %d: load average %s", i+1, benchenv.LoadAverage())
 		if i%2 == 0 { // alternate which goes first
 			raw = b.rawPipe(false)
 			mv = b.move(m, rec, last)
@@ -422,14 +421,14 @@ func summarize(rs []roundResult) summary {
 		for i, r := range rs {
 			v[i] = float64(f(r))
 		}
-		return time.Duration(medianOf(v))
+		return time.Duration(benchenv.Median(v))
 	}
 	num := func(f func(roundResult) float64) float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		return medianOf(v)
+		return benchenv.Median(v)
 	}
 	s := summary{
 		raw:               dur(func(r roundResult) time.Duration { return r.raw.dur }),
@@ -468,8 +467,8 @@ func (b *moveBench) markdown(rounds int, rows int64, rs []roundResult, s summary
 		return "**missed**"
 	}
 	fmt.Fprintf(&w, "Run: %s; %d CPUs (%s); %s; PostgreSQL %s; %d rounds; %d rows; load average at the start %s, at the end %s.\n\n",
-		time.Now().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), runtime.Version(), b.serverVersion(), rounds, rows,
-		b.load, loadAverage())
+		time.Now().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), benchenv.CPUModel(), runtime.Version(), b.serverVersion(), rounds, rows,
+		b.load, benchenv.LoadAverage())
 	fmt.Fprintf(&w, "| median of %d rounds | time (s) | rows/s | vs raw pipe |\n|---|---:|---:|---:|\n", rounds)
 	fmt.Fprintf(&w, "| raw psql pipe, 7 tables | %s | %.0f | |\n", sec(s.raw), s.rawRate)
 	fmt.Fprintf(&w, "| mover, copy phase | %s | %.0f | **%.3f** (rows/s, target >= 0.8: %s) |\n", sec(s.copy), s.copyRate, s.copyRatio, met(s.copyRatio >= 0.8))
@@ -555,50 +554,4 @@ func fileExists(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// loadAverage is the machine's 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "?"
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive number", name, s)
-	}
-	return n
-}
-
 func sec(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
-
-func medianOf(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}

@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/propertywebbuilder/pwb/internal/benchenv"
 	"github.com/propertywebbuilder/pwb/internal/demo"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
@@ -109,14 +109,5 @@ func TestWrk_RoutedVersusDirectHomePage(t *testing.T) {
 		t.Logf("round %d: routed %.0f req/s, direct %.0f req/s, ratio %.3f", i+1, r, d, r/d)
 	}
 	fmt.Printf("wrk home page, %d rounds of %s, -t2 -c16: median routed %.0f req/s, median direct %.0f req/s, median ratio %.3f\n",
-		rounds, duration, median(routed), median(straight), median(ratios))
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+		rounds, duration, benchenv.Median(routed), benchenv.Median(straight), benchenv.Median(ratios))
 }
