@@ -540,27 +540,6 @@ func (v *moveView) clear() {
 	}
 }
 
-func count(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-func bytesText(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, exp := float64(n)/unit, 0
-	for v >= unit && exp < 3 {
-		v /= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", v, "kMGT"[exp])
-}
-
 func roughly(d time.Duration) string {
 	if d < time.Second {
 		return "1s"
