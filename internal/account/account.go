@@ -143,6 +143,8 @@ func SetPassword(ctx context.Context, q Querier, userID int64, password string) 
 			UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 RETURNING id
 		), s AS (
 			DELETE FROM sessions WHERE user_id IN (SELECT id FROM u)
+		), p AS (
+			DELETE FROM platform_sessions WHERE user_id IN (SELECT id FROM u)
 		)
 		SELECT EXISTS (SELECT 1 FROM u)`, userID, hash).Scan(&found)
 	if err != nil {

@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -42,10 +41,7 @@ func CreateSession(ctx context.Context, q Querier, m Member, ttl time.Duration) 
 	if ttl <= 0 {
 		return "", fmt.Errorf("%w session lifetime %v: must be positive", ErrInvalid, ttl)
 	}
-	raw := make([]byte, tokenBytes)
-	rand.Read(raw) // never fails; crashes the program if the system has no randomness
-	token := base64.RawURLEncoding.EncodeToString(raw)
-	hash, _ := hashToken(token)
+	token, hash := newToken()
 	_, err := q.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, website_id, expires_at)
 		VALUES ($1, $2, $3, now() + $4 * interval '1 microsecond')`,
 		hash, m.ID, m.WebsiteID, ttl.Microseconds())

@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/web"
 )
@@ -85,7 +87,32 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 	if st.Pending > 0 {
 		return fmt.Errorf("primary has %d pending global migration(s); run `pwb db migrate` first", st.Pending)
 	}
+	ctx, cancel = context.WithTimeout(a.ctx, 10*time.Second)
+	st, err = migrations.RiverStatus(ctx, primary)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if st.Pending > 0 {
+		return fmt.Errorf("primary has %d pending job queue migration(s); run `pwb db migrate` first", st.Pending)
+	}
 	log := a.logger(o.LogFormat)
+	queue, err := jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{Pause: a.testPause(nil)}})
+	if err != nil {
+		return err
+	}
+	// Stopped explicitly below, so a move in flight is snoozed for the next
+	// process rather than cut off by Ctrl-C.
+	if err := queue.Start(context.WithoutCancel(a.ctx)); err != nil {
+		return fmt.Errorf("starting the job queue: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := queue.Stop(ctx); err != nil {
+			log.Error("stopping the job queue", "error", err)
+		}
+	}()
 	cache := registry.NewCache(primary, registry.CacheOptions{TTL: registryTTL, Logger: log})
 	if err := cache.Start(a.ctx); err != nil {
 		log.Warn("registry change notifications are not flowing yet; retrying", "error", err)
@@ -98,6 +125,7 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		Logger:          log,
 		SecureCookies:   a.getenv("PWB_SECURE_COOKIES") == "true",
 		Metrics:         metrics.New(set, cache, log),
+		Jobs:            queue,
 	})
 	if err != nil {
 		return err

@@ -31,18 +31,27 @@ func (a *app) newMover(view *moveView) (*mover.Mover, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := mover.Options{Progress: view.event, CleanupDelay: view.cleanupDelay}
-	if at := a.getenv(pauseEnv); at != "" {
-		in := bufio.NewReader(a.stdin)
-		opt.Pause = func(point string) {
-			if point == at {
-				view.clear()
-				fmt.Fprintf(a.stderr, "pwb: test pause at %s\n", point)
-				in.ReadString('\n')
+	opt := mover.Options{Progress: view.event, CleanupDelay: view.cleanupDelay, Pause: a.testPause(view.clear)}
+	return mover.New(set, opt)
+}
+
+// testPause returns the mover's Pause hook for pauseEnv, or nil when it is
+// not set. before, if set, runs before the notice is printed.
+func (a *app) testPause(before func()) func(string) {
+	at := a.getenv(pauseEnv)
+	if at == "" {
+		return nil
+	}
+	in := bufio.NewReader(a.stdin)
+	return func(point string) {
+		if point == at {
+			if before != nil {
+				before()
 			}
+			fmt.Fprintf(a.stderr, "pwb: test pause at %s\n", point)
+			in.ReadString('\n')
 		}
 	}
-	return mover.New(set, opt)
 }
 
 // actor names who runs a command, for the journal.

@@ -67,6 +67,12 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
 			return r
 		}
+		n, err := RiverUp(ctx, pool)
+		r.GlobalApplied += n
+		if err != nil {
+			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
+			return r
+		}
 	}
 	r.TenantApplied, err = Up(ctx, pool, Tenant)
 	r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
@@ -108,6 +114,7 @@ type ShardStatus struct {
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
 	Global    *State `json:"global,omitempty"` // primary only
+	Jobs      *State `json:"jobs,omitempty"`   // primary only: the job queue's own migrations
 	Tenant    *State `json:"tenant,omitempty"`
 	Pending   int    `json:"pending"`
 }
@@ -141,6 +148,13 @@ func ShardsStatus(ctx context.Context, set *shard.Set) []ShardStatus {
 			}
 			st.Pending += state.Pending
 			if s.Name == Global.Name {
+				river, err := RiverStatus(ctx, pool)
+				if err != nil {
+					st.Error = err.Error()
+					return st
+				}
+				st.Pending += river.Pending
+				st.Jobs = &river
 				st.Global = &state
 			} else {
 				st.Tenant = &state

@@ -110,6 +110,14 @@ func (m *Mover) emit(e Event) {
 // tenant's registry row locked, that nothing changed since the plan. It
 // returns the move's id; Run carries it out.
 func (m *Mover) Start(ctx context.Context, p Plan, startedBy string) (int64, error) {
+	return m.StartWith(ctx, p, startedBy, nil)
+}
+
+// StartWith is Start that also calls also, if set, inside the transaction
+// that records the move, with the new move's id: whatever it writes on
+// primary (a background job to run the move, say) is committed with the
+// journal row or not at all.
+func (m *Mover) StartWith(ctx context.Context, p Plan, startedBy string, also func(ctx context.Context, tx pgx.Tx, id int64) error) (int64, error) {
 	var id int64
 	err := pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, p.Website.ID)
@@ -123,8 +131,10 @@ func (m *Mover) Start(ctx context.Context, p Plan, startedBy string) (int64, err
 		if w.Status != registry.StatusActive || w.ShardName != p.Source {
 			return refuse("tenant %d (%s) changed since the plan: it is now %s on shard %q", w.ID, w.Subdomain, w.Status, w.ShardName)
 		}
-		id, err = insert(ctx, tx, p, startedBy)
-		return err
+		if id, err = insert(ctx, tx, p, startedBy); err != nil || also == nil {
+			return err
+		}
+		return also(ctx, tx, id)
 	})
 	if errors.Is(err, errUnfinishedNow) {
 		if m, found, _ := Unfinished(ctx, m.primary, p.Website.ID); found {
@@ -184,6 +194,21 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 }
 
 func (c *claim) release() { c.conn.Close(context.Background()) }
+
+// Claimed reports whether some process is running move id right now. A move
+// that is unfinished, not failed and unclaimed was left by a process that
+// died.
+func Claimed(ctx context.Context, primary *pgxpool.Pool, id int64) (bool, error) {
+	var free bool
+	err := pgx.BeginFunc(ctx, primary, func(tx pgx.Tx) error {
+		// The lock, if taken, ends with this transaction.
+		return tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1::int4, $2::int4)", lockClass, int32(id)).Scan(&free)
+	})
+	if err != nil {
+		return false, fmt.Errorf("checking who runs move %d: %w", id, err)
+	}
+	return !free, nil
+}
 
 // claimMove claims move id and reads it from the journal.
 func (m *Mover) claimMove(ctx context.Context, id int64) (*claim, Move, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -37,6 +38,9 @@ type Options struct {
 	LoginLimiter *account.Limiter
 	// Metrics, if set, counts every request and is served at /metrics.
 	Metrics *metrics.Metrics
+	// Jobs queues the moves the platform admin starts. Without it the
+	// admin shows moves but cannot start, resume or abort them.
+	Jobs *jobs.Queue
 }
 
 // Server is the platform's HTTP handler.
@@ -51,6 +55,7 @@ type Server struct {
 	secureCookies   bool
 	limiter         *account.Limiter
 	metrics         *metrics.Metrics
+	jobs            *jobs.Queue
 	handler         http.Handler
 }
 
@@ -77,6 +82,7 @@ func New(o Options) (*Server, error) {
 		secureCookies: o.SecureCookies,
 		limiter:       o.LoginLimiter,
 		metrics:       o.Metrics,
+		jobs:          o.Jobs,
 	}
 	for _, d := range o.PlatformDomains {
 		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
