@@ -17,7 +17,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -47,6 +49,7 @@ type platformOptions struct {
 	shards  int
 	limiter *account.Limiter
 	quiet   bool // discard the server log (benchmarks)
+	jobs    bool // run a job queue, so the platform admin can move tenants
 }
 
 func newPlatform(t testing.TB, o platformOptions) *platform {
@@ -68,9 +71,24 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 		logTo = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(logTo, nil))
+	var queue *jobs.Queue
+	if o.jobs {
+		queue, err = jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := queue.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			queue.Stop(sctx)
+		})
+	}
 	srv, err := New(Options{
 		Shards: set, Registry: cache, LoginLimiter: o.limiter, Logger: log,
-		Metrics: metrics.New(set, cache, log),
+		Metrics: metrics.New(set, cache, log), Jobs: queue,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +140,34 @@ func (p *platform) member(w registry.Website, email string) (string, string) {
 		p.t.Fatal(err)
 	}
 	return email, password
+}
+
+// superAdmin creates a platform super-admin, signs it in at /admin and
+// returns its session cookie and CSRF token.
+func (p *platform) superAdmin(email string) (*http.Cookie, string) {
+	p.t.Helper()
+	const password = "correct horse battery"
+	if _, err := account.CreateSuperAdmin(context.Background(), p.primary, email, password); err != nil {
+		p.t.Fatal(err)
+	}
+	return p.opsLogin(email, password)
+}
+
+// opsLogin signs in at /admin/login and returns the session cookie and its
+// CSRF token.
+func (p *platform) opsLogin(email, password string) (*http.Cookie, string) {
+	p.t.Helper()
+	r := p.postForm("localhost", "/admin/login", url.Values{"email": {email}, "password": {password}})
+	if r.StatusCode != http.StatusSeeOther {
+		p.t.Fatalf("signing in %s at /admin: status %d\n%s", email, r.StatusCode, excerpt(r.Body))
+	}
+	for _, c := range r.Cookies() {
+		if c.Name == "pwb_platform" {
+			return c, account.CSRFToken(c.Value)
+		}
+	}
+	p.t.Fatalf("signing in %s at /admin: no session cookie", email)
+	return nil, ""
 }
 
 // response is a finished HTTP exchange.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 )
 
 //go:embed templates
@@ -33,6 +34,7 @@ var layoutFor = map[string]string{
 	"public":   "public_layout",
 	"admin":    "admin_layout",
 	"platform": "plain_layout",
+	"ops":      "ops_layout",
 	".":        "plain_layout", // templates at the top, such as error
 }
 
@@ -99,6 +101,24 @@ func (rd *renderer) render(w http.ResponseWriter, status int, name string, v vie
 	return nil
 }
 
+// renderFragment draws one named template of page name without its
+// layout: a part of a page that the page refreshes by itself.
+func (rd *renderer) renderFragment(w http.ResponseWriter, name, fragment string, data any) error {
+	t, ok := rd.pages[name]
+	if !ok {
+		return fmt.Errorf("no template %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, fragment, data); err != nil {
+		return fmt.Errorf("rendering %s of %s: %w", fragment, name, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
 // renderError draws an error page. Error pages never query the tenant's shard
 // (it may be the very thing that is down), so they show only what the request
 // already knows.
@@ -147,7 +167,55 @@ var templateFuncs = template.FuncMap{
 		return strings.TrimSpace(string(r[:n])) + "…"
 	},
 	"statusText": http.StatusText,
+	"count":      func(n any) string { return thousands(toInt64(n)) },
+	"bytes":      bytesText,
+	"latency":    func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
+	"rough":      roughDuration,
+	"clock":      func(t time.Time) string { return t.Format("15:04:05") },
+	"progress":   func(m mover.Move) moveProgress { return progressOf(m, time.Now()) },
 	"listing":    listingLabel,
+}
+
+func toInt64(n any) int64 {
+	switch v := n.(type) {
+	case int:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	}
+	return 0
+}
+
+// thousands writes n with comma separators: 1,250,000.
+func thousands(n int64) string {
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
+
+// bytesText shows a size in the largest unit that keeps it above 1.
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // formatMoney shows whole units with thousands separators, and cents only when
@@ -158,15 +226,7 @@ func formatMoney(cents *int64, currency string) string {
 	}
 	c := *cents
 	whole, frac := c/100, c%100
-	s := strconv.FormatInt(whole, 10)
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	out := b.String()
+	out := thousands(whole)
 	if frac != 0 {
 		out += fmt.Sprintf(".%02d", frac)
 	}

@@ -129,6 +129,7 @@ func (s *Server) routes() http.Handler {
 
 	platform := http.NewServeMux()
 	platform.Handle("GET /{$}", s.handle(s.platformHome))
+	s.platformAdminRoutes(platform)
 	platform.Handle("/", s.handle(notFound))
 
 	tenantSite := http.NewServeMux()

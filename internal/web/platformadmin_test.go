@@ -1,0 +1,79 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
+	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
+)
+
+// A super-admin sees every page of the platform admin, and moves a
+// standard tenant to shard_1 with the "Migrate Database" form: the job
+// runs the move to done, and the registry, the journal and the audit log
+// say so.
+func TestOps_PagesAndAMoveThroughTheForm(t *testing.T) {
+	p := newPlatform(t, platformOptions{shards: 1, jobs: true})
+	ctx := context.Background()
+	acme := p.tenant("acme", shard.Default)
+	p.tenant("bravo", "shard_1")
+	if err := movertest.Fill(ctx, p.primary, acme.ID, movertest.Options{Properties: 30, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cookie, csrf := p.superAdmin("ops@example.com")
+
+	for _, path := range []string{"/admin", "/admin/shards", "/admin/tenants", "/admin/tenants?premium=1",
+		"/admin/tenants?shard=shard_1&sort=properties&dir=desc", "/admin/tenants?q=acm",
+		"/admin/tenants/" + strconv.FormatInt(acme.ID, 10), "/admin/tenants/" + strconv.FormatInt(acme.ID, 10) + "/migrate",
+		"/admin/audit"} {
+		r := p.get("localhost", path, cookie)
+		wantStatus(t, r, http.StatusOK)
+	}
+	premium := p.get("localhost", "/admin/tenants?premium=1", cookie)
+	if strings.Contains(premium.Body, `data-tenant="acme"`) || !strings.Contains(premium.Body, `data-tenant="bravo"`) {
+		t.Errorf("premium filter: want bravo only\n%s", excerpt(premium.Body))
+	}
+
+	r := p.postForm("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate",
+		url.Values{"csrf": {csrf}, "target": {"shard_1"}}, cookie)
+	wantStatus(t, r, http.StatusSeeOther)
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/admin/moves/") {
+		t.Fatalf("redirected to %q, want the move's page", loc)
+	}
+	moveID := strings.TrimSuffix(strings.TrimPrefix(loc, "/admin/moves/"), "?done=queued")
+	wantStatus(t, p.get("localhost", "/admin/moves/"+moveID, cookie), http.StatusOK)
+
+	deadline := time.Now().Add(60 * time.Second)
+	var prog moveProgress
+	for time.Now().Before(deadline) {
+		r := p.get("localhost", "/admin/moves/"+moveID+"/progress", cookie)
+		wantStatus(t, r, http.StatusOK)
+		if err := json.Unmarshal([]byte(r.Body), &prog); err != nil {
+			t.Fatal(err)
+		}
+		if prog.Ended() {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !prog.Done || prog.Percent != 100 {
+		t.Fatalf("move ended as %+v; want done at 100%%\nlog:\n%s", prog, p.log.String())
+	}
+	w, err := registry.Get(ctx, p.primary, acme.ID)
+	if err != nil || w.ShardName != "shard_1" || w.Status != registry.StatusActive {
+		t.Fatalf("after the move: %+v, %v; want active on shard_1", w, err)
+	}
+	audit := p.get("localhost", "/admin/audit", cookie)
+	if !strings.Contains(audit.Body, `data-action="move" data-outcome="done"`) || !strings.Contains(audit.Body, `data-action="move" data-outcome="queued"`) {
+		t.Errorf("audit log lacks the move's queued and done lines:\n%s", excerpt(audit.Body))
+	}
+	wantStatus(t, p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10), cookie), http.StatusOK)
+}

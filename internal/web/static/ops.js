@@ -1,0 +1,61 @@
+// pwb platform admin: small enhancements over pages that work without it.
+// Shard cards refresh themselves, "Migrate Database" opens a modal, and a
+// move's progress bar follows the server's event stream.
+(function () {
+  "use strict";
+
+  // Refresh a fragment every data-every ms from data-refresh.
+  document.querySelectorAll("[data-refresh]").forEach(function (el) {
+    var every = parseInt(el.dataset.every, 10) || 5000;
+    function tick() {
+      fetch(el.dataset.refresh, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+        .then(function (html) { el.innerHTML = html; el.dataset.refreshed = String(Date.now()); })
+        .catch(function () { el.dataset.refreshFailed = String(Date.now()); })
+        .finally(function () { setTimeout(tick, every); });
+    }
+    setTimeout(tick, every);
+  });
+
+  // Links that open a <dialog> instead of a page.
+  document.querySelectorAll("[data-open-dialog]").forEach(function (a) {
+    var dlg = document.getElementById(a.dataset.openDialog);
+    if (!dlg || typeof dlg.showModal !== "function") { return; }
+    a.addEventListener("click", function (e) { e.preventDefault(); dlg.showModal(); });
+    dlg.querySelectorAll("[data-close-dialog]").forEach(function (c) {
+      c.addEventListener("click", function (e) { e.preventDefault(); dlg.close(); });
+    });
+  });
+
+  function fmt(n) { return Number(n).toLocaleString("en-US"); }
+
+  // Live progress of a move.
+  document.querySelectorAll("[data-events]").forEach(function (el) {
+    if (el.dataset.ended === "true" || typeof EventSource !== "function") { return; }
+    var bind = function (name) { return el.querySelector('[data-bind="' + name + '"]'); };
+    var es = new EventSource(el.dataset.events);
+    es.onmessage = function (e) {
+      var p = JSON.parse(e.data);
+      var bar = bind("bar");
+      bar.value = p.percent;
+      bar.textContent = p.percent + "%";
+      bar.classList.toggle("failed", p.failed);
+      bar.classList.toggle("done", p.done);
+      bind("percent").textContent = p.percent + "%";
+      bind("phase").textContent = p.phase;
+      bind("rows").textContent = fmt(p.rows_copied) + " of " + fmt(p.rows_total) + " rows copied";
+      bind("eta").textContent = p.eta ? " · " + p.eta + " left" : "";
+      var err = bind("error");
+      err.textContent = p.error || "";
+      err.hidden = !p.error;
+      el.dataset.percent = p.percent;
+      if (p.done || p.failed || p.aborted) {
+        es.close();
+        el.dataset.ended = "true";
+        // Draw the page again for what follows: Resume and Abort, or the
+        // tenant's new shard.
+        setTimeout(function () { window.location.reload(); }, 1200);
+      }
+    };
+  });
+})();
