@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/propertywebbuilder/pwb/internal/account"
 	"github.com/propertywebbuilder/pwb/internal/demo"
 	"github.com/propertywebbuilder/pwb/internal/devenv"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
@@ -122,6 +123,9 @@ func (a *app) dev(o devOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := a.seedDemoSuperAdmin(set); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(a.stdout, "\nThe local platform is running:")
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
@@ -136,6 +140,7 @@ func (a *app) dev(o devOptions) error {
 		fmt.Fprintf(a.stdout, "  %-10s %-20s %-8s on %-8s http://%s.localhost:%d/\n", w.Subdomain, w.Name, w.Tier, w.ShardName, w.Subdomain, port)
 		fmt.Fprintf(a.stdout, "  %-10s site admin: http://%s.localhost:%d/site_admin  login %s / %s\n", "", w.Subdomain, port, logins[i], DemoPassword)
 	}
+	fmt.Fprintf(a.stdout, "\nPlatform admin: http://localhost:%d/admin  login %s / %s\n", port, DemoSuperAdmin, DemoPassword)
 	fmt.Fprintln(a.stdout, "\nIn another terminal: ./bin/pwb sharding list   (Ctrl-C here stops everything)")
 	return a.serve(ln, serveOptions{Addr: o.Addr, LogFormat: "text"})
 }
@@ -171,6 +176,25 @@ func (a *app) seedDemoContent(set *shard.Set, tenants []registry.Website) ([]str
 		logins = append(logins, res.OwnerEmail)
 	}
 	return logins, nil
+}
+
+// DemoSuperAdmin is the platform admin login `pwb dev` creates.
+const DemoSuperAdmin = "ops@pwb.localhost"
+
+// seedDemoSuperAdmin creates the demo platform admin unless it exists.
+func (a *app) seedDemoSuperAdmin(set *shard.Set) error {
+	primary, err := set.Primary()
+	if err != nil {
+		return err
+	}
+	_, err = account.CreateSuperAdmin(a.ctx, primary, DemoSuperAdmin, DemoPassword)
+	if errors.Is(err, account.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("seeding the demo platform admin: %w", err)
+	}
+	return nil
 }
 
 // seedDemoTenants creates the two demo tenants unless they exist: a standard

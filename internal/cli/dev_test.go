@@ -39,6 +39,7 @@ func runDev(t *testing.T, cfg, dir string) string {
 	p := startPWB(t, cfg, "pwb: serving on", "dev", "--dir", dir, "--addr", "127.0.0.1:0")
 	list := mustPWB(t, cfg, "sharding", "list")
 	checkDevSites(t, p.out.String())
+	checkDevOps(t, p.out.String())
 	out, err := p.interrupt()
 	if err != nil {
 		t.Fatalf("pwb dev exited with %v after Ctrl-C:\n%s", err, out)
@@ -98,6 +99,28 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	}
 	if !strings.Contains(second, "acme") || !strings.Contains(second, "prestige") {
 		t.Errorf("demo tenants missing on reuse:\n%s", second)
+	}
+}
+
+var devOpsRE = regexp.MustCompile(`Platform admin: http://localhost:(\d+)/admin\s+login (\S+) / (\S+)`)
+
+// checkDevOps signs in to the platform admin with the login pwb dev printed.
+func checkDevOps(t *testing.T, out string) {
+	t.Helper()
+	m := devOpsRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("pwb dev printed no platform admin login:\n%s", out)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	res, err := client.PostForm("http://localhost:"+m[1]+"/admin/login", url.Values{"email": {m[2]}, "password": {m[3]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "Platform operations") || !strings.Contains(string(body), `data-shard="default"`) {
+		t.Errorf("platform admin: signing in as %s: status %d, want the dashboard:\n%.2000s", m[2], res.StatusCode, body)
 	}
 }
 
