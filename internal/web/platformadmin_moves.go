@@ -242,6 +242,8 @@ func (s *Server) opsMoveEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.streams.Done():
+			return nil
 		case <-tick.C:
 		}
 		if m, err = mover.Get(ctx, s.accounts, m.ID); err != nil {

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -76,4 +79,71 @@ func TestOps_PagesAndAMoveThroughTheForm(t *testing.T) {
 		t.Errorf("audit log lacks the move's queued and done lines:\n%s", excerpt(audit.Body))
 	}
 	wantStatus(t, p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10), cookie), http.StatusOK)
+}
+
+// A move's live progress is a stream that lasts as long as the move; a
+// graceful shutdown ends it at once instead of waiting out its grace
+// period, and the stream's first event is the move's progress.
+func TestOps_EventsStreamEndsOnShutdown(t *testing.T) {
+	p := newPlatform(t, platformOptions{shards: 1})
+	ctx := context.Background()
+	acme := p.tenant("acme", shard.Default)
+	m, err := mover.New(p.set, mover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := m.Plan(ctx, "acme", "shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Start(ctx, plan, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, _ := p.superAdmin("ops@example.com")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- Serve(sctx, ln, p.server) }()
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/admin/moves/"+strconv.FormatInt(id, 10)+"/events", nil)
+	req.Host = "localhost"
+	req.AddCookie(cookie)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("events: status %d, content type %q", res.StatusCode, ct)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prog moveProgress
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(line), "data: ")), &prog); err != nil {
+		t.Fatalf("first event %q: %v", line, err)
+	}
+	if prog.ID != id || prog.WebsiteID != acme.ID || prog.State != mover.StatePlanned || prog.Ended() {
+		t.Errorf("first event = %+v; want move %d planned", prog, id)
+	}
+
+	start := time.Now()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve returned %v; want a clean shutdown", err)
+		}
+		if took := time.Since(start); took > ShutdownGrace/2 {
+			t.Errorf("shutdown took %s with a stream open", took)
+		}
+	case <-time.After(ShutdownGrace + 5*time.Second):
+		t.Fatal("Serve did not return")
+	}
 }

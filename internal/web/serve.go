@@ -25,6 +25,11 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if c, ok := h.(interface{ CloseStreams() }); ok {
+		// Streams (a move's live progress) would otherwise hold the
+		// shutdown for its whole grace period; browsers reconnect.
+		srv.RegisterOnShutdown(c.CloseStreams)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

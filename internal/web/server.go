@@ -57,6 +57,10 @@ type Server struct {
 	metrics         *metrics.Metrics
 	jobs            *jobs.Queue
 	handler         http.Handler
+	// streams ends when the server shuts down, and with it every
+	// long-lived response.
+	streams      context.Context
+	closeStreams context.CancelFunc
 }
 
 // New builds the server and its routes. It opens no connection.
@@ -103,9 +107,14 @@ func New(o Options) (*Server, error) {
 	if s.limiter == nil {
 		s.limiter = account.NewLimiter(10, 15*time.Minute)
 	}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
 }
+
+// CloseStreams ends every long-lived response (server-sent events), for a
+// graceful shutdown.
+func (s *Server) CloseStreams() { s.closeStreams() }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
