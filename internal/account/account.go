@@ -111,6 +111,12 @@ func HashPassword(pw string) (string, error) {
 // CreateUser adds a user. The email is normalised; an email already taken in
 // any letter case is ErrConflict.
 func CreateUser(ctx context.Context, q Querier, email, password string) (User, error) {
+	return createUser(ctx, q, email, password, nil)
+}
+
+// createUser adds a user with platform role role, if not nil, in one
+// statement.
+func createUser(ctx context.Context, q Querier, email, password string, role *string) (User, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return User{}, err
@@ -120,8 +126,8 @@ func CreateUser(ctx context.Context, q Querier, email, password string) (User, e
 		return User{}, err
 	}
 	var u User
-	err = q.QueryRow(ctx, `INSERT INTO users (email, password_hash) VALUES ($1, $2)
-		RETURNING id, email, created_at`, email, hash).Scan(&u.ID, &u.Email, &u.CreatedAt)
+	err = q.QueryRow(ctx, `INSERT INTO users (email, password_hash, platform_role) VALUES ($1, $2, $3)
+		RETURNING id, email, created_at`, email, hash, role).Scan(&u.ID, &u.Email, &u.CreatedAt)
 	if isUniqueViolation(err) {
 		return User{}, fmt.Errorf("user %q: %w", email, ErrConflict)
 	}

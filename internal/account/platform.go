@@ -33,14 +33,8 @@ type PlatformSession struct {
 // already a user's is ErrConflict: a platform login is an account of its
 // own, never a site admin's promoted.
 func CreateSuperAdmin(ctx context.Context, q Querier, email, password string) (User, error) {
-	u, err := CreateUser(ctx, q, email, password)
-	if err != nil {
-		return User{}, err
-	}
-	if _, err := q.Exec(ctx, "UPDATE users SET platform_role = $2 WHERE id = $1", u.ID, RoleSuperAdmin); err != nil {
-		return User{}, fmt.Errorf("making user %q a super-admin: %w", u.Email, err)
-	}
-	return u, nil
+	role := RoleSuperAdmin
+	return createUser(ctx, q, email, password, &role)
 }
 
 // AuthenticatePlatform checks an email and password for the platform admin's

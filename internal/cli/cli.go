@@ -120,7 +120,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "database configuration file (default $PWB_CONFIG or "+DefaultConfigPath+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.dbCommand(), a.tenantsCommand(), a.shardingCommand(), a.reportCommand(), a.serveCommand(), a.devCommand())
+	root.AddCommand(a.dbCommand(), a.tenantsCommand(), a.shardingCommand(), a.usersCommand(), a.reportCommand(), a.serveCommand(), a.devCommand())
 	return root
 }
 

@@ -57,7 +57,10 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 		got := tables(t, url)
 		want := append([]string{"pwb_tenant_schema_version"}, tenantTables...)
 		if name == "default" {
-			want = append(want, "memberships", "move_tables", "moves", "pwb_global_schema_version", "sessions", "users", "websites")
+			want = append(want, "audit_log", "memberships", "move_tables", "moves", "platform_sessions", "pwb_global_schema_version",
+				"sessions", "users", "websites",
+				// The job queue's own tables.
+				"river_job", "river_leader", "river_migration", "river_notification", "river_queue")
 		}
 		if diff := cmp.Diff(sorted(want), got); diff != "" {
 			t.Errorf("tables on %s (-want +got):\n%s", name, diff)
@@ -69,8 +72,11 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 		if !s.Reachable || s.Pending != 0 || s.Tenant.Current != migrations.Tenant.Latest() {
 			t.Errorf("after migrating, %s: %+v", s.Shard, s)
 		}
-		if (s.Shard == "default") != (s.Global != nil) {
-			t.Errorf("%s: global version shown = %v; want it on primary only", s.Shard, s.Global != nil)
+		if (s.Shard == "default") != (s.Global != nil) || (s.Shard == "default") != (s.Jobs != nil) {
+			t.Errorf("%s: global version shown = %v, job queue's = %v; want them on primary only", s.Shard, s.Global != nil, s.Jobs != nil)
+		}
+		if s.Jobs != nil && (s.Jobs.Pending != 0 || s.Jobs.Current != s.Jobs.Latest) {
+			t.Errorf("%s: job queue migrations %+v; want all applied", s.Shard, *s.Jobs)
 		}
 	}
 	text := mustPWB(t, c.ConfigPath, "db", "status")

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
 )
 
@@ -25,16 +27,23 @@ changing nothing, if the tenant already has data (use 'pwb sharding migrate'),
 is not active, or the shard is unknown, unreachable or not migrated.`,
 			Args: exactArgs("TENANT", "SHARD"),
 			RunE: func(_ *cobra.Command, args []string) error {
-				set, err := a.shards()
+				set, primary, err := a.primary()
 				if err != nil {
 					return err
+				}
+				// Read for the audit line only: Provision finds the tenant
+				// again with its row locked, and says why if it cannot.
+				e := audit.Entry{Action: audit.Provision, Tenant: args[0], Target: args[1]}
+				if before, err := registry.Find(a.ctx, primary, args[0]); err == nil {
+					e = e.ForWebsite(before)
+					e.Source = before.ShardName
 				}
 				w, err := sharding.Provision(a.ctx, set, args[0], args[1])
 				if err != nil {
-					return err
+					return a.audit(e, err)
 				}
 				fmt.Fprintf(a.stdout, "Tenant %d (%s) is now on shard %s\n", w.ID, w.Subdomain, w.ShardName)
-				return nil
+				return a.audit(e.ForWebsite(w), nil)
 			},
 		},
 	)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/sharding"
 )
 
 // pauseEnv names a test hook: when set to a pause point of the mover
@@ -64,6 +67,63 @@ func actor() string {
 	return "cli:" + name + "@" + host
 }
 
+// auditTimeout bounds writing an audit line, so a primary that stopped
+// answering cannot hold the command's exit.
+const auditTimeout = 5 * time.Second
+
+// audit writes the audit line of a shard operation that ended with err:
+// its outcome (done, refused or, after Ctrl-C or any other error, failed)
+// and detail come from err. It returns err. The operation has happened
+// either way, so a line that cannot be written only warns: on stderr after
+// a success, and appended to err's one line after a failure.
+func (a *app) audit(e audit.Entry, err error) error { return a.auditShown(e, err, err) }
+
+// auditShown is audit for a command that shows, instead of err, the error
+// shown: err with a hint on how to go on, which would be stale in the log.
+func (a *app) auditShown(e audit.Entry, err, shown error) error {
+	e.Actor = actor()
+	e.Outcome = audit.OutcomeOf(err, mover.ErrRefused, mover.ErrNotFound, sharding.ErrRefused)
+	if err != nil {
+		e.Detail = err.Error()
+		if a.ctx.Err() != nil {
+			e.Outcome = audit.Failed
+		}
+	}
+	_, primary, werr := a.primary()
+	if werr == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), auditTimeout)
+		defer cancel()
+		werr = audit.Record(ctx, primary, e)
+	}
+	switch {
+	case werr == nil:
+		return shown
+	case shown == nil:
+		fmt.Fprintf(a.stderr, "pwb: warning: this %s is missing from the audit log: %s\n", e.Action, describe(werr))
+		return nil
+	default:
+		return fmt.Errorf("%w (and it is missing from the audit log: %s)", shown, describe(werr))
+	}
+}
+
+// moveEntry is the audit line of a resume or abort of move id; m is the
+// move as the mover returned it, read again if the mover could not (another
+// process runs it, say).
+func (a *app) moveEntry(action string, id int64, m mover.Move) audit.Entry {
+	if m.ID == 0 {
+		if _, primary, err := a.primary(); err == nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), auditTimeout)
+			m, _ = mover.Get(ctx, primary, id)
+			cancel()
+		}
+	}
+	e := audit.Entry{Action: action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target, MoveID: id}
+	if m.ID == 0 {
+		e.Tenant = fmt.Sprintf("move %d", id)
+	}
+	return e
+}
+
 func parseMoveID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
@@ -93,26 +153,35 @@ lines. Asks for confirmation unless --yes.`,
 				return err
 			}
 			plan, err := mv.Plan(a.ctx, args[0], args[1])
-			if err != nil {
-				return err
-			}
 			if dryRun {
+				if err != nil {
+					return err
+				}
 				return a.printPlan(plan, asJSON)
+			}
+			e := audit.Entry{Action: audit.Move, Tenant: args[0], Source: plan.Source, Target: args[1]}
+			if plan.Website.ID != 0 {
+				e = e.ForWebsite(plan.Website)
+			}
+			if err != nil {
+				return a.audit(e, err)
 			}
 			if !yes {
 				question := fmt.Sprintf("Move tenant %d (%s) from %s to %s: %s rows, %s? Its site will be read-only for about %s.",
 					plan.Website.ID, plan.Website.Subdomain, plan.Source, plan.Target, count(plan.Rows()), bytesText(plan.Bytes()), roughly(plan.ReadOnly))
+				// Declining is not recorded: nothing was attempted.
 				if err := a.confirm(question); err != nil {
 					return err
 				}
 			}
 			id, err := mv.Start(a.ctx, plan, actor())
 			if err != nil {
-				return err
+				return a.audit(e, err)
 			}
+			e.MoveID = id
 			view.started(id)
 			moved, err := mv.Run(a.ctx, id)
-			return a.finishMove(view, id, moved, err)
+			return a.auditShown(e, err, a.finishMove(view, id, moved, err))
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
@@ -140,7 +209,7 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 			}
 			view.started(id)
 			moved, err := mv.Run(a.ctx, id)
-			return a.finishMove(view, id, moved, err)
+			return a.auditShown(a.moveEntry(audit.Resume, id, moved), err, a.finishMove(view, id, moved, err))
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines")
@@ -195,7 +264,7 @@ switch a move can only be finished, with 'pwb sharding resume'.`,
 				}
 				m, err := mover.Get(a.ctx, primary, id)
 				if err != nil {
-					return err
+					return a.audit(a.moveEntry(audit.Abort, id, m), err)
 				}
 				question := fmt.Sprintf("Abort move %d of tenant %d (%s)? Rows copied to %s will be deleted and the tenant made active on %s again.",
 					m.ID, m.WebsiteID, m.Subdomain, m.Target, m.Source)
@@ -205,16 +274,17 @@ switch a move can only be finished, with 'pwb sharding resume'.`,
 			}
 			m, err := mv.Abort(a.ctx, id)
 			view.clear()
+			e := a.moveEntry(audit.Abort, id, m)
 			if err != nil {
-				return err
+				return a.audit(e, err)
 			}
 			if asJSON {
 				a.printJSONLine(moveResult{Event: "aborted", Move: m})
-				return nil
+			} else {
+				fmt.Fprintf(a.stdout, "Move %d aborted: tenant %d (%s) is active on %s; nothing of it is left on %s\n",
+					m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target)
 			}
-			fmt.Fprintf(a.stdout, "Move %d aborted: tenant %d (%s) is active on %s; nothing of it is left on %s\n",
-				m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target)
-			return nil
+			return a.audit(e, nil)
 		},
 	}
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
