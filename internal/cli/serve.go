@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,13 +107,14 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 	if err := queue.Start(context.WithoutCancel(a.ctx)); err != nil {
 		return fmt.Errorf("starting the job queue: %w", err)
 	}
-	defer func() {
+	stopQueue := sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := queue.Stop(ctx); err != nil {
 			log.Error("stopping the job queue", "error", err)
 		}
-	}()
+	})
+	defer stopQueue()
 	cache := registry.NewCache(primary, registry.CacheOptions{TTL: registryTTL, Logger: log})
 	if err := cache.Start(a.ctx); err != nil {
 		log.Warn("registry change notifications are not flowing yet; retrying", "error", err)
@@ -132,6 +134,7 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 	}
 	fmt.Fprintf(a.stdout, "pwb: serving on http://%s/ (Ctrl-C to stop)\n", displayAddr(ln.Addr()))
 	err = web.Serve(a.ctx, ln, srv)
+	stopQueue()
 	fmt.Fprintln(a.stdout, "pwb: stopped")
 	if errors.Is(err, context.DeadlineExceeded) {
 		return errors.New("some requests did not finish within the shutdown grace period")

@@ -202,9 +202,13 @@ func (q *Queue) enqueue(ctx context.Context, id int64, action, actor string, che
 		if err := check(m); err != nil {
 			return err
 		}
+		// A dead job the watcher has replaced stays running in River's table,
+		// marked cancelled, until River rescues it minutes later; it runs
+		// nothing (a live run would hold the claim, checked below).
 		var waiting bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = 'move'
-			AND (args->>'move_id')::bigint = $1 AND state IN ('available', 'pending', 'scheduled', 'retryable', 'running'))`, id).
+			AND (args->>'move_id')::bigint = $1 AND state IN ('available', 'pending', 'scheduled', 'retryable', 'running')
+			AND NOT (state = 'running' AND metadata ? 'cancel_attempted_at'))`, id).
 			Scan(&waiting); err != nil {
 			return err
 		}
@@ -320,10 +324,20 @@ func (w *watchWorker) Work(ctx context.Context, _ *river.Job[WatchArgs]) error {
 // RecoverOrphans queues a new job for every move job that River thinks is
 // running but whose move nobody claims, and cancels the dead one. It returns
 // the ids of the moves it requeued.
+//
+// A job counts as dead only once neither it nor its move's journal has
+// changed for the staleness period: a job whose move has just ended (the
+// journal records the end, then the claim is released) stays running in
+// River's eyes until its worker has written the audit line and River has
+// recorded the outcome, which takes moments. Without the journal's time, a
+// watcher looking in that moment would requeue a move that had just
+// finished, or resume one that had just failed, which only an operator may
+// do. A dead job whose move is over (done, or aborted with its target
+// cleared) is cancelled and not replaced: there is nothing left to run.
 func (q *Queue) RecoverOrphans(ctx context.Context) ([]int64, error) {
-	rows, err := q.primary.Query(ctx, `SELECT j.id, (j.args->>'move_id')::bigint FROM river_job j
-		WHERE j.kind = 'move' AND j.state = 'running' AND j.attempted_at < now() - $1 * interval '1 microsecond'
-		AND NOT (j.metadata ? 'cancel_attempted_at')`, q.stale.Microseconds())
+	rows, err := q.primary.Query(ctx, `SELECT j.id, m.id FROM river_job j JOIN moves m ON m.id = (j.args->>'move_id')::bigint
+		WHERE j.kind = 'move' AND j.state = 'running' AND NOT (j.metadata ? 'cancel_attempted_at')
+		AND greatest(j.attempted_at, m.updated_at) < now() - $1 * interval '1 microsecond'`, q.stale.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("looking for move jobs whose process died: %w", err)
 	}
@@ -349,19 +363,26 @@ func (q *Queue) RecoverOrphans(ctx context.Context) ([]int64, error) {
 }
 
 // requeue replaces dead job jobID of move moveID, if it is still running
-// in River's eyes and the move is unclaimed.
+// in River's eyes, stale and the move is unclaimed; if the move is over, it
+// only cancels the job.
 func (q *Queue) requeue(ctx context.Context, jobID, moveID int64) (bool, error) {
 	claimed, err := mover.Claimed(ctx, q.primary, moveID)
 	if err != nil || claimed {
 		return false, err
 	}
-	done := false
+	done, over := false, false
 	err = pgx.BeginFunc(ctx, q.primary, func(tx pgx.Tx) error {
-		// Locked and checked again, so two watchers requeue it once.
+		// Locked and checked again, so two watchers requeue it once. The
+		// claim was free above, so the journal read here already has
+		// whatever the last process to run the move wrote.
 		var args MoveArgs
-		err := tx.QueryRow(ctx, `SELECT (args->>'move_id')::bigint, args->>'action', args->>'actor' FROM river_job
-			WHERE id = $1 AND state = 'running' AND NOT (metadata ? 'cancel_attempted_at') FOR UPDATE`, jobID).
-			Scan(&args.MoveID, &args.Action, &args.Actor)
+		err := tx.QueryRow(ctx, `SELECT (j.args->>'move_id')::bigint, j.args->>'action', j.args->>'actor',
+				m.state = 'done' OR (m.state = 'aborted' AND m.target_cleared)
+			FROM river_job j JOIN moves m ON m.id = (j.args->>'move_id')::bigint
+			WHERE j.id = $1 AND j.state = 'running' AND NOT (j.metadata ? 'cancel_attempted_at')
+			AND greatest(j.attempted_at, m.updated_at) < now() - $2 * interval '1 microsecond'
+			FOR UPDATE OF j`, jobID, q.stale.Microseconds()).
+			Scan(&args.MoveID, &args.Action, &args.Actor, &over)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -373,6 +394,9 @@ func (q *Queue) requeue(ctx context.Context, jobID, moveID int64) (bool, error) 
 		if _, err := q.client.JobCancelTx(ctx, tx, jobID); err != nil {
 			return err
 		}
+		if over {
+			return nil
+		}
 		args.Recovered = true
 		if _, err := q.client.InsertTx(ctx, tx, args, nil); err != nil {
 			return err
@@ -383,8 +407,11 @@ func (q *Queue) requeue(ctx context.Context, jobID, moveID int64) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("requeueing move %d: %w", moveID, err)
 	}
-	if done {
+	switch {
+	case done:
 		q.log.Warn("move job's process died; requeued", "move", moveID, "dead_job", jobID)
+	case over:
+		q.log.Warn("move job's process died after its move ended; cancelled", "move", moveID, "dead_job", jobID)
 	}
 	return done, nil
 }
