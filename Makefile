@@ -39,3 +39,8 @@ bench-move: deps
 # `pwb report totals`' fan-out over 20 shards, one slowed, versus that shard alone and a sequential loop.
 bench-report: deps
 	PWB_BENCH_REPORT=1 $(GO) test ./internal/report -run TestBench_ReportFanOut -count=1 -v -timeout 30m
+
+# The platform admin's screenshots in the README (docs/screenshots/*.png), taken by its browser tests.
+.PHONY: screenshots
+screenshots: deps
+	PWB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test ./internal/web -run '^TestBrowser_Ops(MigrateTenant|ShardDown)$$' -count=1 -v -timeout 10m

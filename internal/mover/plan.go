@@ -72,6 +72,10 @@ func EstimateCopy(rows, bytes int64) time.Duration {
 	return max(byRows, byBytes)
 }
 
+// EstimateReadOnly is how long a tenant of rows and bytes should stay
+// read-only during a move: the copy plus the verify.
+func EstimateReadOnly(rows, bytes int64) time.Duration { return EstimateCopy(rows, bytes) * 3 / 2 }
+
 // Plan runs the pre-flight checks of moving tenantRef (id or subdomain) to
 // target and returns what the move would copy. It changes nothing. A failed
 // check returns an ErrRefused error with a one-line reason.
@@ -149,8 +153,8 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 				n, name, t.Name, target, example)
 		}
 	}
-	p.ReadOnly = EstimateCopy(p.Rows(), p.Bytes()) * 3 / 2 // copy plus verify
-	p.Estimate = p.ReadOnly * 2                            // plus clean-up
+	p.ReadOnly = EstimateReadOnly(p.Rows(), p.Bytes())
+	p.Estimate = p.ReadOnly * 2 // plus clean-up
 	return p, nil
 }
 

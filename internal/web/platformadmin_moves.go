@@ -94,6 +94,17 @@ type moveProgress struct {
 	Aborted    bool    `json:"aborted"`
 	CanResume  bool    `json:"can_resume"`
 	CanAbort   bool    `json:"can_abort"`
+	// Tables keeps the move page's table live along with the bar.
+	Tables []tableProgress `json:"tables"`
+}
+
+// tableProgress is one table's line of a move's progress.
+type tableProgress struct {
+	Name        string `json:"table"`
+	RowsCopied  int64  `json:"rows_copied"`
+	Copied      bool   `json:"copied"`
+	Verified    string `json:"verified,omitempty"` // "match" or "differ", once the checksums are in
+	RowsDeleted int64  `json:"rows_deleted"`
 }
 
 // Ended reports whether nothing more will change without an operator.
@@ -120,6 +131,17 @@ var phaseText = map[string]string{
 func progressOf(m mover.Move, now time.Time) moveProgress {
 	p := moveProgress{ID: m.ID, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target,
 		State: m.State, RowsCopied: m.RowsCopied(), RowsTotal: m.RowsTotal()}
+	for _, t := range m.Tables {
+		tp := tableProgress{Name: t.Name, RowsCopied: t.RowsCopied, Copied: t.Copied, RowsDeleted: t.RowsDeleted}
+		switch {
+		case t.TargetChecksum == "":
+		case t.TargetChecksum == t.SourceChecksum:
+			tp.Verified = "match"
+		default:
+			tp.Verified = "differ"
+		}
+		p.Tables = append(p.Tables, tp)
+	}
 	step := m.Step()
 	p.Percent = stepPercent[step]
 	p.Phase = phaseText[step]

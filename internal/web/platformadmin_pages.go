@@ -204,7 +204,7 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 		d.Rows += t.Rows
 		bytes += t.Bytes
 	}
-	d.Estimate = mover.EstimateCopy(d.Rows, bytes)
+	d.Estimate = mover.EstimateReadOnly(d.Rows, bytes)
 	if d.Moves, err = mover.List(r.Context(), s.accounts, w.ID); err != nil {
 		return d, err
 	}

@@ -49,12 +49,28 @@
       err.textContent = p.error || "";
       err.hidden = !p.error;
       el.dataset.percent = p.percent;
+      // The move page's table of tables, if this is that page.
+      (p.tables || []).forEach(function (t) {
+        var row = document.querySelector('tr[data-move-table="' + t.table + '"]');
+        if (!row) { return; }
+        var cell = function (name) { return row.querySelector('[data-col="' + name + '"]'); };
+        cell("copied").textContent = fmt(t.rows_copied) + (t.copied ? " \u2713" : "");
+        if (t.verified) {
+          cell("verified").textContent = t.verified === "match" ? "\u2713 checksums match" : "\u2717 differ";
+        }
+        cell("deleted").textContent = fmt(t.rows_deleted);
+      });
       if (p.done || p.failed || p.aborted) {
         es.close();
         el.dataset.ended = "true";
         // Draw the page again for what follows: Resume and Abort, or the
-        // tenant's new shard.
-        setTimeout(function () { window.location.reload(); }, 1200);
+        // tenant's new shard. Without ?done=, whose "queued" notice no
+        // longer holds.
+        setTimeout(function () {
+          var u = new URL(window.location.href);
+          u.searchParams.delete("done");
+          window.location.replace(u.toString());
+        }, 1200);
       }
     };
   });
