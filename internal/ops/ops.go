@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -137,14 +138,17 @@ func card(ctx context.Context, set *shard.Set, name string, timeout time.Duratio
 	defer cancel()
 	sh, _ := set.Shard(name)
 	c := Card{Name: name, Configured: true, Database: sh.Database, Addr: sh.Addr(), Health: Red}
-	latency, err := set.Ping(ctx, name)
+	pool, err := set.Pool(name)
+	var latency time.Duration
+	if err == nil {
+		latency, err = roundTrip(ctx, pool)
+	}
 	if err != nil {
 		c.Error = describe(ctx, err, timeout)
 		c.Why = "unreachable"
 		return c
 	}
 	c.Latency, c.Reachable = latency, true
-	pool, _ := set.Pool(name) // opened by Ping
 	err = pool.QueryRow(ctx, "SELECT pg_database_size(current_database()), current_setting('server_version')").
 		Scan(&c.SizeBytes, &c.PGVersion)
 	var st migrations.State
@@ -166,6 +170,23 @@ func card(ctx context.Context, set *shard.Set, name string, timeout time.Duratio
 		c.Health = Green
 	}
 	return c
+}
+
+// roundTrip times one ping of the shard on a connection that is already
+// open: opening one (TCP, TLS, authentication), which a fresh or idle pool
+// must do first, takes several round trips and would show a healthy shard
+// as slow.
+func roundTrip(ctx context.Context, pool *pgxpool.Pool) (time.Duration, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	start := time.Now()
+	if err := conn.Ping(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }
 
 func describe(ctx context.Context, err error, timeout time.Duration) string {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 )
@@ -52,6 +53,11 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	}
 	plan, err := s.jobs.Mover().Plan(r.Context(), strconv.FormatInt(ws.ID, 10), target)
 	if errors.Is(err, mover.ErrRefused) {
+		e := audit.Entry{Actor: opsActor(r), Action: audit.Move, Source: ws.ShardName, Target: target,
+			Outcome: audit.Refused, Detail: err.Error()}.ForWebsite(ws)
+		if aerr := audit.Record(r.Context(), s.accounts, e); aerr != nil {
+			s.log.Error("audit", "error", aerr, "action", e.Action, "tenant", ws.ID)
+		}
 		return refuse("The move was refused, and nothing was changed: " + err.Error())
 	}
 	if err != nil {

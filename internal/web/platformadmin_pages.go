@@ -2,7 +2,6 @@ package web
 
 import (
 	"cmp"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -253,4 +252,7 @@ func (s *Server) opsAudit(w http.ResponseWriter, r *http.Request) error {
 	return s.renderOps(w, r, http.StatusOK, "ops/audit", "Audit log", d)
 }
 
-var errNoJobs = errors.New("this process runs no job queue")
+// errNoJobs answers a change that needs the job queue in a server built
+// without one.
+var errNoJobs = &httpError{status: http.StatusServiceUnavailable, title: "Not available here",
+	message: "This server runs no job queue, so it cannot start, resume or abort moves. Nothing was changed."}
