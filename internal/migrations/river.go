@@ -33,6 +33,9 @@ func RiverUp(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockClass, riverLockKey); err != nil {
 				return err
 			}
+			// MigrateTx is deprecated because several versions in one
+			// transaction can fail; here each transaction holds one.
+			//lint:ignore SA1019 one version per transaction, under our lock
 			res, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, &rivermigrate.MigrateOpts{MaxSteps: 1})
 			if err != nil {
 				return err
