@@ -3,12 +3,8 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -169,13 +165,7 @@ func (s *Server) renderOpsLogin(w http.ResponseWriter, r *http.Request, status i
 
 // opsLimiterKey counts failed platform sign-ins by client address, apart
 // from every tenant's.
-func opsLimiterKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "platform|" + host
-}
+func opsLimiterKey(r *http.Request) string { return "platform|" + clientHost(r) }
 
 func (s *Server) opsLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r, maxSmallForm); err != nil {
@@ -184,11 +174,7 @@ func (s *Server) opsLogin(w http.ResponseWriter, r *http.Request) error {
 	d := loginData{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeOpsNext(r.PostForm.Get("next"))}
 	key := opsLimiterKey(r)
 	if ok, wait := s.limiter.Allowed(key, time.Now()); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		mins := max((secs+59)/60, 1)
-		return s.renderOpsLogin(w, r, http.StatusTooManyRequests, d,
-			fmt.Sprintf("Too many failed sign-ins from your address. Please try again in %d minute%s.", mins, plural(mins)))
+		return s.renderOpsLogin(w, r, http.StatusTooManyRequests, d, tooManySignIns(w, wait))
 	}
 	u, err := account.AuthenticatePlatform(r.Context(), s.accounts, r.PostForm.Get("email"), r.PostForm.Get("password"))
 	if errors.Is(err, account.ErrBadCredentials) {

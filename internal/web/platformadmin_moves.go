@@ -18,15 +18,7 @@ import (
 // ---- starting a move ----
 
 func (s *Server) opsMigrateForm(w http.ResponseWriter, r *http.Request) error {
-	ws, err := s.opsWebsite(r)
-	if err != nil {
-		return err
-	}
-	d, err := s.tenantData(r, ws)
-	if err != nil {
-		return err
-	}
-	return s.renderOps(w, r, http.StatusOK, "ops/migrate", "Migrate "+ws.Name, d)
+	return s.opsTenantPage(w, r, "ops/migrate", "Migrate ")
 }
 
 // opsMigrate runs the move's pre-flight and, if it passes, records the

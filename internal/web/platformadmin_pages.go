@@ -223,6 +223,12 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 }
 
 func (s *Server) opsTenant(w http.ResponseWriter, r *http.Request) error {
+	return s.opsTenantPage(w, r, "ops/tenant", "")
+}
+
+// opsTenantPage draws page name about the tenant of the request's {id},
+// titled by its name after titlePrefix.
+func (s *Server) opsTenantPage(w http.ResponseWriter, r *http.Request, name, titlePrefix string) error {
 	ws, err := s.opsWebsite(r)
 	if err != nil {
 		return err
@@ -231,7 +237,7 @@ func (s *Server) opsTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.renderOps(w, r, http.StatusOK, "ops/tenant", ws.Name, d)
+	return s.renderOps(w, r, http.StatusOK, name, titlePrefix+ws.Name, d)
 }
 
 // ---- audit log ----

@@ -217,11 +217,25 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 // client's address. Only the connection's address is trusted; a header a
 // client sets could name a new address for every guess.
 func limiterKey(r *http.Request) string {
+	return strconv.FormatInt(siteFrom(r.Context()).Website.ID, 10) + "|" + clientHost(r)
+}
+
+// clientHost is the address of the connection's far end, without its port.
+func clientHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return strconv.FormatInt(siteFrom(r.Context()).Website.ID, 10) + "|" + host
+	return host
+}
+
+// tooManySignIns sets Retry-After for a sign-in refused by the limiter for
+// wait, and returns what the form says.
+func tooManySignIns(w http.ResponseWriter, wait time.Duration) string {
+	secs := int(math.Ceil(wait.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	mins := max((secs+59)/60, 1)
+	return fmt.Sprintf("Too many failed sign-ins from your address. Please try again in %d minute%s.", mins, plural(mins))
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -232,11 +246,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	d := loginData{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
 	key := limiterKey(r)
 	if ok, wait := s.limiter.Allowed(key, time.Now()); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		mins := max((secs+59)/60, 1)
-		return s.renderLogin(w, r, http.StatusTooManyRequests, d,
-			fmt.Sprintf("Too many failed sign-ins from your address. Please try again in %d minute%s.", mins, plural(mins)))
+		return s.renderLogin(w, r, http.StatusTooManyRequests, d, tooManySignIns(w, wait))
 	}
 	m, err := account.Authenticate(r.Context(), s.accounts, st.Website.ID, r.PostForm.Get("email"), r.PostForm.Get("password"))
 	if errors.Is(err, account.ErrBadCredentials) {
