@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,17 +24,29 @@ var ErrConfig = errors.New("config")
 // Shard is one configured database. Name is the logical shard name: "default"
 // for the primary entry, else the YAML key.
 type Shard struct {
-	Name            string
-	Key             string
-	Host            string
-	Port            int
-	Database        string
-	User            string
-	Password        string
-	Params          map[string]string
-	Pool            int // 0 = not set
-	MigrationsPaths []string
-	Line            int // line of the entry's key, for messages
+	Name     string
+	Key      string
+	Host     string
+	Port     int
+	Database string
+	User     string
+	Password string
+	Params   map[string]string
+	Pool     int // 0 = not set
+	// IdleTimeout (Rails' idle_timeout) is how long a connection may sit
+	// unused before it is closed, so a shard nobody uses holds none. 0 = not
+	// set.
+	IdleTimeout time.Duration
+	// CheckoutTimeout (Rails' checkout_timeout) bounds the wait for a
+	// connection of this shard; a request that waits longer gets a 503.
+	// 0 = not set.
+	CheckoutTimeout time.Duration
+	// PreparedStatements false (Rails' prepared_statements) makes pwb send
+	// no named prepared statements, for PgBouncer in transaction mode
+	// before 1.21. nil = not set (true).
+	PreparedStatements *bool
+	MigrationsPaths    []string
+	Line               int // line of the entry's key, for messages
 }
 
 // Addr returns "host:port".
@@ -276,6 +289,7 @@ func selectEnv(w where, envs []field) (key, val *yaml.Node, err error) {
 var scalarKeys = map[string]bool{
 	"adapter": true, "url": true, "host": true, "port": true, "database": true,
 	"username": true, "password": true, "pool": true, "sslmode": true, "replica": true,
+	"idle_timeout": true, "checkout_timeout": true, "prepared_statements": true,
 }
 
 // Rails-only settings that may appear in a url's query; pgx would send them
@@ -357,6 +371,20 @@ func parseEntry(w where, n *yaml.Node, lookup func(string) (string, bool)) (s Sh
 			return s, false, fw("pool").errorf("must be a non-negative integer, got %q", p)
 		}
 	}
+	for key, d := range map[string]*time.Duration{"idle_timeout": &s.IdleTimeout, "checkout_timeout": &s.CheckoutTimeout} {
+		if v := vals[key]; v != "" {
+			if *d, err = seconds(v); err != nil {
+				return s, false, fw(key).errorf("%v", err)
+			}
+		}
+	}
+	if v := vals["prepared_statements"]; v != "" {
+		b, err := parseBool(v)
+		if err != nil {
+			return s, false, fw("prepared_statements").errorf("%v", err)
+		}
+		s.PreparedStatements = &b
+	}
 	if m := vals["sslmode"]; m != "" {
 		s.Params = map[string]string{"sslmode": m}
 	}
@@ -384,6 +412,21 @@ func parseEntry(w where, n *yaml.Node, lookup func(string) (string, bool)) (s Sh
 		s.Port = 5432
 	}
 	return s, replica, nil
+}
+
+// seconds reads a timeout as Rails writes it, a number of seconds (5,
+// 0.5), or as a Go duration (500ms, 2m). It must be positive.
+func seconds(v string) (time.Duration, error) {
+	var d time.Duration
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		d = time.Duration(f * float64(time.Second))
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, fmt.Errorf("want a number of seconds (5, 0.5) or a duration (500ms, 2m), got %q", v)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("must be positive, got %q", v)
+	}
+	return d, nil
 }
 
 // applyURL fills s from a postgres URL. Its errors never quote the URL, which

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -147,12 +148,16 @@ production:
     password: "${DB_PASSWORD}"
     pool: ${POOL:-10}
     encoding: ${ENCODING:-unicode}
+    idle_timeout: ${IDLE:-300}
+    checkout_timeout: 0.5
+    prepared_statements: ${PREPARED:-true}
   max_connections_total: ${MAX_CONNS:-200}
 `,
 			env:  "production",
 			vars: map[string]string{"DB_HOST": "", "DB_PORT": "6000", "RAILS_ENV": "production", "DB_USER": "pwb", "DB_PASSWORD": "p$w ${x"},
 			want: &Config{File: file, Env: "production", MaxConnectionsTotal: 200, Shards: []Shard{
-				{Name: "default", Key: "primary", Host: "localhost", Port: 6000, Database: "pwb_production_primary", User: "pwb", Password: "p$w ${x", Pool: 10, Line: 2},
+				{Name: "default", Key: "primary", Host: "localhost", Port: 6000, Database: "pwb_production_primary", User: "pwb", Password: "p$w ${x", Pool: 10, Line: 2,
+					IdleTimeout: 300 * time.Second, CheckoutTimeout: 500 * time.Millisecond, PreparedStatements: new(true)},
 			}},
 		},
 		{
@@ -203,14 +208,14 @@ production:
     variables:
       statement_timeout: 5s
     prepared_statements: false
-    checkout_timeout: <%= ENV["T"] %>
+    reaping_frequency: <%= ENV["T"] %>
   shard_1:
     url: postgres://[::1]:5444/s1
 staging: *prod
 `,
 			env: "staging",
 			want: &Config{File: file, Env: "staging", Shards: []Shard{
-				{Name: "default", Key: "primary", Host: "/var/run/postgresql", Port: 5432, Database: "pwb", Line: 2},
+				{Name: "default", Key: "primary", Host: "/var/run/postgresql", Port: 5432, Database: "pwb", Line: 2, PreparedStatements: new(false)},
 				{Name: "shard_1", Key: "shard_1", Host: "::1", Port: 5444, Database: "s1", Line: 12},
 			}},
 		},
@@ -283,6 +288,10 @@ func TestParseErrors(t *testing.T) {
 		{"primary replica", "production:\n  primary: {database: a, replica: true}\n", "", nil, []string{":2:", `entry "primary"`, "replica"}},
 		{"max_connections_total negative", "production:\n  primary: {database: a}\n  max_connections_total: -5\n", "", nil, []string{":3:", prod, "max_connections_total", "negative"}},
 		{"max_connections_total not int", "production:\n  primary: {database: a}\n  max_connections_total: ${MAX:-lots}\n", "", nil, []string{":3:", prod, "max_connections_total", `"lots"`}},
+		{"idle_timeout not a duration", "production:\n  primary:\n    database: a\n    idle_timeout: soon\n", "", nil, []string{":4:", `entry "primary"`, "idle_timeout", `"soon"`, "number of seconds"}},
+		{"checkout_timeout zero", "production:\n  primary:\n    database: a\n    checkout_timeout: 0\n", "", nil, []string{":4:", `entry "primary"`, "checkout_timeout", "positive"}},
+		{"checkout_timeout negative duration", "production:\n  primary:\n    database: a\n    checkout_timeout: -2s\n", "", nil, []string{":4:", "checkout_timeout", "positive"}},
+		{"prepared_statements not bool", "production:\n  primary:\n    database: a\n    prepared_statements: sometimes\n", "", nil, []string{":4:", "prepared_statements", "true or false"}},
 		{"merge of a scalar", "production:\n  primary:\n    <<: 5\n    database: a\n", "", nil, []string{":3:", "<<"}},
 		{"yaml error with newline", "production:\n  primary:\n    database: \"a\tb\n", "", nil, []string{"YAML syntax error"}},
 	}

@@ -73,6 +73,11 @@ var (
 		"Time spent waiting for a connection of a shard's pool.", []string{"shard"}, nil)
 	poolEmpty = prometheus.NewDesc("pwb_db_pool_empty_acquires_total",
 		"Acquires that had to wait because the shard's pool had no idle connection.", []string{"shard"}, nil)
+	budgetConns = prometheus.NewDesc("pwb_db_connections",
+		"Connections this process holds across all shards (open), and its cap, max_connections_total (max; absent without one).",
+		[]string{"state"}, nil)
+	budgetWaits = prometheus.NewDesc("pwb_db_connection_budget_waits_total",
+		"New connections that waited for room under max_connections_total.", nil, nil)
 )
 
 // poolCollector reads the statistics of every pool the process has opened.
@@ -83,6 +88,8 @@ func (poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolAcquires
 	ch <- poolWait
 	ch <- poolEmpty
+	ch <- budgetConns
+	ch <- budgetWaits
 }
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -96,6 +103,11 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(st.AcquireCount()), name)
 		ch <- prometheus.MustNewConstMetric(poolWait, prometheus.CounterValue, st.AcquireDuration().Seconds(), name)
 		ch <- prometheus.MustNewConstMetric(poolEmpty, prometheus.CounterValue, float64(st.EmptyAcquireCount()), name)
+	}
+	if b := c.set.Budget(); b.Max > 0 {
+		ch <- prometheus.MustNewConstMetric(budgetConns, prometheus.GaugeValue, float64(b.Used), "open")
+		ch <- prometheus.MustNewConstMetric(budgetConns, prometheus.GaugeValue, float64(b.Max), "max")
+		ch <- prometheus.MustNewConstMetric(budgetWaits, prometheus.CounterValue, float64(b.Waits))
 	}
 }
 

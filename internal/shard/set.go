@@ -26,10 +26,21 @@ var ErrNotConfigured = errors.New("shard is not configured")
 // is reported quickly instead of hanging the caller.
 const DefaultConnectTimeout = 5 * time.Second
 
-// Set is the process's one pool per shard.
+// DefaultIdleTimeout is how long a connection may sit unused in its pool
+// before it is closed, when the shard's idle_timeout is not set (Rails'
+// default). A shard nobody uses then holds no connection.
+const DefaultIdleTimeout = 5 * time.Minute
+
+// DefaultCheckoutTimeout bounds the wait for a connection when the shard's
+// checkout_timeout is not set (Rails' default).
+const DefaultCheckoutTimeout = 5 * time.Second
+
+// Set is the process's one pool per shard, opened on first use, and the
+// process's connection budget across them (max_connections_total).
 type Set struct {
 	cfg            *config.Config
 	connectTimeout time.Duration
+	budget         *budget // nil without max_connections_total
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -46,10 +57,38 @@ func WithConnectTimeout(d time.Duration) Option { return func(s *Set) { s.connec
 // NewSet returns a Set for cfg. No connection is made until a pool is used.
 func NewSet(cfg *config.Config, opts ...Option) *Set {
 	s := &Set{cfg: cfg, connectTimeout: DefaultConnectTimeout, pools: map[string]*pgxpool.Pool{}}
+	if cfg.MaxConnectionsTotal > 0 {
+		s.budget = newBudget(cfg.MaxConnectionsTotal, s.stealIdle)
+	}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// Budget reports the use of the connection budget; Max is 0 without one.
+func (s *Set) Budget() BudgetStats { return s.budget.stats() }
+
+// CheckoutTimeout is how long a request may wait for a connection to shard
+// name.
+func (s *Set) CheckoutTimeout(name string) time.Duration {
+	if sh, ok := s.cfg.Shard(name); ok && sh.CheckoutTimeout > 0 {
+		return sh.CheckoutTimeout
+	}
+	return DefaultCheckoutTimeout
+}
+
+// Acquire takes a connection of pool, the pool of shard name, waiting at
+// most timeout: a wait that runs out is ErrBusy, which sites answer with
+// 503, never a hang.
+func Acquire(ctx context.Context, pool *pgxpool.Pool, name string, timeout time.Duration) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := pool.Acquire(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return nil, fmt.Errorf("shard %q: %w within %s", name, ErrBusy, timeout)
+	}
+	return c, err
 }
 
 // Names lists the configured shards, default first.
@@ -83,6 +122,12 @@ func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
 	if !strings.Contains(sh.ConnString(), "connect_timeout") {
 		pc.ConnConfig.ConnectTimeout = s.connectTimeout
 	}
+	if s.budget != nil {
+		// Whatever copies this configuration (a listener, a mover's claim)
+		// dials through the budget too.
+		pc.ConnConfig.DialFunc = s.budget.dialer(name, pc.ConnConfig.DialFunc)
+		pc.MaxConns = min(pc.MaxConns, int32(s.budget.max))
+	}
 	p, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("shard %q: opening pool: %w", name, err)
@@ -105,6 +150,18 @@ func PoolConfig(sh config.Shard) (*pgxpool.Config, error) {
 	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	pc.MaxConnIdleTime = DefaultIdleTimeout
+	if sh.IdleTimeout > 0 {
+		pc.MaxConnIdleTime = sh.IdleTimeout
+	}
+	// Idle connections are closed when the pool checks its connections.
+	pc.HealthCheckPeriod = min(pc.HealthCheckPeriod, max(pc.MaxConnIdleTime/2, 100*time.Millisecond))
+	if sh.PreparedStatements != nil && !*sh.PreparedStatements {
+		// Unnamed statements only: a transaction pooler may run each
+		// transaction on another server connection, where a named
+		// statement prepared earlier does not exist.
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pwb"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +31,9 @@ type Scope struct {
 	Shard     string
 	pool      *pgxpool.Pool
 	registry  *pgxpool.Pool // primary, for the write-time registry check
+	// checkout bounds the wait for a connection: a shard whose pool, or the
+	// process's connection budget, is exhausted answers shard.ErrBusy.
+	checkout time.Duration
 }
 
 // Resolve builds the scope of a registered website from its shard name.
@@ -44,18 +49,82 @@ func Resolve(set *shard.Set, w registry.Website) (Scope, error) {
 	if err != nil {
 		return Scope{}, err
 	}
-	return Scope{WebsiteID: w.ID, Shard: w.ShardName, pool: p, registry: primary}, nil
+	return Scope{WebsiteID: w.ID, Shard: w.ShardName, pool: p, registry: primary, checkout: set.CheckoutTimeout(w.ShardName)}, nil
+}
+
+// acquire takes a connection of the tenant's shard within the checkout
+// timeout.
+func (s Scope) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	checkout := s.checkout
+	if checkout <= 0 {
+		checkout = shard.DefaultCheckoutTimeout
+	}
+	return shard.Acquire(ctx, s.pool, s.Shard, checkout)
 }
 
 // Query runs a read on the tenant's shard. The SQL must filter by website_id;
 // pass s.WebsiteID as one of its arguments.
 func (s Scope) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return s.pool.Query(ctx, sql, args...)
+	c, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.Query(ctx, sql, args...)
+	if err != nil {
+		c.Release()
+		return nil, err
+	}
+	return &connRows{Rows: rows, release: sync.OnceFunc(c.Release)}, nil
 }
 
 // QueryRow is Query for one row.
 func (s Scope) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return s.pool.QueryRow(ctx, sql, args...)
+	rows, err := s.Query(ctx, sql, args...)
+	return connRow{rows: rows, err: err}
+}
+
+// connRows gives its connection back to the pool once the rows are read to
+// the end or closed, as the pool's own rows do.
+type connRows struct {
+	pgx.Rows
+	release func()
+}
+
+func (r *connRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.release()
+	return false
+}
+
+func (r *connRows) Close() {
+	r.Rows.Close()
+	r.release()
+}
+
+// connRow is a pgx.Row over connRows.
+type connRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r connRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
 }
 
 // Tx is a tenant write transaction that holds the tenant's write fence.
@@ -75,7 +144,12 @@ type Tx interface {
 // that took the shared fence earlier is waited out; a write that takes it
 // later reads the registry after the freeze committed and stops.
 func (s Scope) Write(ctx context.Context, fn func(Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	c, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", s.WebsiteID); err != nil {
 			return fmt.Errorf("taking write fence of tenant %d: %w", s.WebsiteID, err)
 		}

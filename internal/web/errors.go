@@ -13,6 +13,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
@@ -84,7 +85,7 @@ func classify(err error) *httpError {
 			message: "Something with that name already exists. Nothing was saved.", err: err}
 	case errors.Is(err, tenant.ErrWritesPaused):
 		return errWritesPaused.because(err)
-	case errors.Is(err, tenant.ErrShardMissing), unreachable(err):
+	case errors.Is(err, tenant.ErrShardMissing), errors.Is(err, shard.ErrBusy), unreachable(err):
 		return errUnavailable.because(err)
 	}
 	return &httpError{status: http.StatusInternalServerError, title: "Something went wrong",

@@ -8,9 +8,11 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,8 +231,23 @@ type Shard struct {
 // shards and returns its path.
 func WriteConfig(t testing.TB, shards ...Shard) string {
 	t.Helper()
+	return WriteConfigWith(t, ConfigOptions{}, shards...)
+}
+
+// ConfigOptions adds settings to a written config.
+type ConfigOptions struct {
+	Env   map[string]string // environment-level keys, such as max_connections_total
+	Entry map[string]string // keys added to every entry, such as pool or idle_timeout
+}
+
+// WriteConfigWith is WriteConfig with extra settings.
+func WriteConfigWith(t testing.TB, o ConfigOptions, shards ...Shard) string {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("test:\n")
+	for _, k := range slices.Sorted(maps.Keys(o.Env)) {
+		fmt.Fprintf(&b, "  %s: %s\n", k, o.Env[k])
+	}
 	for _, s := range shards {
 		port := s.Port
 		if port == 0 {
@@ -238,6 +255,9 @@ func WriteConfig(t testing.TB, shards ...Shard) string {
 		}
 		fmt.Fprintf(&b, "  %s:\n    host: 127.0.0.1\n    port: %d\n    username: %s\n    database: %s\n    sslmode: disable\n",
 			s.Key, port, pglocal.User, s.DB)
+		for _, k := range slices.Sorted(maps.Keys(o.Entry)) {
+			fmt.Fprintf(&b, "    %s: %s\n", k, o.Entry[k])
+		}
 		if s.Key != "primary" {
 			b.WriteString("    migrations_paths: db/migrate_tenants\n")
 		}

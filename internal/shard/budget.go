@@ -1,0 +1,156 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrBusy means no connection to a shard came free in time: the shard's own
+// pool was full, or the process's connection budget was spent and nothing
+// idle could be closed to make room. Sites answer it with 503.
+var ErrBusy = errors.New("no database connection free")
+
+// budget caps the connections a process holds across all its shards
+// (max_connections_total). A slot is taken when a connection is dialled and
+// given back when its socket closes, so it counts exactly what the servers
+// see, whatever opened the connection. When every slot is taken, a new
+// connection first closes an idle one of another shard's pool, then waits.
+type budget struct {
+	max int
+
+	mu    sync.Mutex
+	used  int
+	freed chan struct{} // closed, and replaced, whenever a slot is given back
+	peak  int
+	waits int64
+
+	// steal closes one idle connection of a pool other than except's, and
+	// reports whether it did.
+	steal func(except string) bool
+}
+
+func newBudget(max int, steal func(string) bool) *budget {
+	return &budget{max: max, freed: make(chan struct{}), steal: steal}
+}
+
+// stealRetry is how often a waiting dial looks again for an idle connection
+// to close: connections come back to their pools without telling the budget.
+const stealRetry = 20 * time.Millisecond
+
+// take waits for a slot for a connection to shard, until ctx ends.
+func (b *budget) take(ctx context.Context, shard string) error {
+	waited := false
+	for {
+		b.mu.Lock()
+		if b.used < b.max {
+			b.used++
+			b.peak = max(b.peak, b.used)
+			if waited {
+				b.waits++
+			}
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if b.steal(shard) {
+			continue // its slot is given back as its socket closes
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shard %q: %w: all %d connections of max_connections_total are in use", shard, ErrBusy, b.max)
+		case <-freed:
+		case <-time.After(stealRetry):
+		}
+	}
+}
+
+func (b *budget) give() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used--
+	close(b.freed)
+	b.freed = make(chan struct{})
+}
+
+// BudgetStats is the connection budget's use.
+type BudgetStats struct {
+	Max   int   // max_connections_total; 0 when there is no cap
+	Used  int   // connections open now
+	Peak  int   // the most open at once
+	Waits int64 // connections that had to wait for a slot
+}
+
+func (b *budget) stats() BudgetStats {
+	if b == nil {
+		return BudgetStats{}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BudgetStats{Max: b.max, Used: b.used, Peak: b.peak, Waits: b.waits}
+}
+
+// dialer returns a pgconn dial function that holds a slot of b for the life
+// of each socket it opens.
+func (b *budget) dialer(shard string, dial pgconn.DialFunc) pgconn.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := b.take(ctx, shard); err != nil {
+			return nil, err
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			b.give()
+			return nil, err
+		}
+		return &budgetConn{Conn: c, give: sync.OnceFunc(b.give)}, nil
+	}
+}
+
+// budgetConn gives its slot back when it is closed.
+type budgetConn struct {
+	net.Conn
+	give func()
+}
+
+func (c *budgetConn) Close() error {
+	err := c.Conn.Close()
+	c.give()
+	return err
+}
+
+// stealIdle closes one idle connection of the pool, other than except's,
+// with the most idle connections, to make room under the budget.
+func (s *Set) stealIdle(except string) bool {
+	s.mu.Lock()
+	var victim *pgxpool.Pool
+	most := int32(0)
+	for name, p := range s.pools {
+		if idle := p.Stat().IdleConns(); name != except && idle > most {
+			victim, most = p, idle
+		}
+	}
+	s.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conns := victim.AcquireAllIdle(ctx)
+	if len(conns) == 0 {
+		return false
+	}
+	for _, c := range conns[1:] {
+		c.Release()
+	}
+	conn := conns[0].Hijack()
+	conn.Close(ctx) // closes the socket, which gives the slot back
+	return true
+}
