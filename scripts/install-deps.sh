@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make dev` and `make test` need on a fresh Debian machine:
 # the PostgreSQL server binaries (pwb runs real PostgreSQL, never a stand-in),
-# Chromium for the browser tests, wrk for the HTTP benchmark, and the Go
-# modules. Safe to run again: it installs only what is missing.
+# Chromium for the browser tests, PgBouncer for the pooler tests, wrk for the
+# HTTP benchmark, and the Go modules. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 have_postgres() {
@@ -19,6 +19,7 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]} ..."
   as_root apt-get update -qq

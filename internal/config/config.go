@@ -45,8 +45,12 @@ type Shard struct {
 	// no named prepared statements, for PgBouncer in transaction mode
 	// before 1.21. nil = not set (true).
 	PreparedStatements *bool
-	MigrationsPaths    []string
-	Line               int // line of the entry's key, for messages
+	// AdvisoryLocks false (Rails' advisory_locks) makes schema migrations
+	// lock with a table row instead of a session advisory lock, which a
+	// transaction pooler would leave on a server connection. nil = true.
+	AdvisoryLocks   *bool
+	MigrationsPaths []string
+	Line            int // line of the entry's key, for messages
 }
 
 // Addr returns "host:port".
@@ -289,7 +293,7 @@ func selectEnv(w where, envs []field) (key, val *yaml.Node, err error) {
 var scalarKeys = map[string]bool{
 	"adapter": true, "url": true, "host": true, "port": true, "database": true,
 	"username": true, "password": true, "pool": true, "sslmode": true, "replica": true,
-	"idle_timeout": true, "checkout_timeout": true, "prepared_statements": true,
+	"idle_timeout": true, "checkout_timeout": true, "prepared_statements": true, "advisory_locks": true,
 }
 
 // Rails-only settings that may appear in a url's query; pgx would send them
@@ -378,12 +382,14 @@ func parseEntry(w where, n *yaml.Node, lookup func(string) (string, bool)) (s Sh
 			}
 		}
 	}
-	if v := vals["prepared_statements"]; v != "" {
-		b, err := parseBool(v)
-		if err != nil {
-			return s, false, fw("prepared_statements").errorf("%v", err)
+	for key, b := range map[string]**bool{"prepared_statements": &s.PreparedStatements, "advisory_locks": &s.AdvisoryLocks} {
+		if v := vals[key]; v != "" {
+			on, err := parseBool(v)
+			if err != nil {
+				return s, false, fw(key).errorf("%v", err)
+			}
+			*b = &on
 		}
-		s.PreparedStatements = &b
 	}
 	if m := vals["sslmode"]; m != "" {
 		s.Params = map[string]string{"sslmode": m}

@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed global/*.sql tenant/*.sql
@@ -79,11 +81,31 @@ func (s Set) Latest() int64 {
 // and returns how many it applied. Concurrent callers on the same database
 // queue on an advisory lock; the later ones find nothing to do.
 func Up(ctx context.Context, pool *pgxpool.Pool, set Set) (int, error) {
+	return up(ctx, pool, set, goose.WithSessionLocker(blockingLocker{class: lockClass, key: set.lockKey}))
+}
+
+// UpThroughPooler is Up for a database reached through a transaction
+// pooler such as PgBouncer, where a session advisory lock would stay on
+// whichever server connection took it. Migrators queue on a row of a lock
+// table instead, which they keep alive while they run; a migrator that dies
+// loses it after 30 seconds.
+func UpThroughPooler(ctx context.Context, pool *pgxpool.Pool, set Set) (int, error) {
+	locker, err := lock.NewPostgresTableLocker(
+		lock.WithTableName(set.Table+"_lock"),
+		lock.WithTableLockTimeout(200*time.Millisecond, 1500), // 5 minutes
+	)
+	if err != nil {
+		return 0, fmt.Errorf("%s migrations: %w", set.Name, err)
+	}
+	return up(ctx, pool, set, goose.WithLocker(locker))
+}
+
+func up(ctx context.Context, pool *pgxpool.Pool, set Set, locker goose.ProviderOption) (int, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, set.fsys,
 		goose.WithTableName(set.Table),
-		goose.WithSessionLocker(blockingLocker{class: lockClass, key: set.lockKey}),
+		locker,
 		goose.WithDisableGlobalRegistry(true),
 	)
 	if err != nil {

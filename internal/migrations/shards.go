@@ -62,8 +62,12 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 		r.Err = err
 		return r
 	}
+	up := Up
+	if sh.AdvisoryLocks != nil && !*sh.AdvisoryLocks {
+		up = UpThroughPooler
+	}
 	if name == shard.Default {
-		if r.GlobalApplied, err = Up(ctx, pool, Global); err != nil {
+		if r.GlobalApplied, err = up(ctx, pool, Global); err != nil {
 			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
 			return r
 		}
@@ -74,7 +78,7 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 			return r
 		}
 	}
-	r.TenantApplied, err = Up(ctx, pool, Tenant)
+	r.TenantApplied, err = up(ctx, pool, Tenant)
 	r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
 	return r
 }

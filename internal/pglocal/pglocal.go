@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -384,3 +385,24 @@ func lastLine(out []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
 }
+
+// AsServerUser makes cmd run as the user PostgreSQL servers run as (the
+// postgres system user when we are root; unchanged otherwise), with dir and
+// everything in it handed to that user. Companions of a server, such as
+// PgBouncer, refuse root too.
+func AsServerUser(cmd *exec.Cmd, dir string) error {
+	as, err := serverUser()
+	if err != nil || as == nil {
+		return err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as.cred}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, int(as.cred.Uid), int(as.cred.Gid))
+	})
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) { return freePort() }

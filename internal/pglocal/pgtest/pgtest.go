@@ -225,6 +225,8 @@ type Shard struct {
 	Server *pglocal.Server
 	DB     string
 	Port   int // connect here instead of the server's port (a proxy), when set
+	// Settings are added to this entry, such as prepared_statements.
+	Settings map[string]string
 }
 
 // WriteConfig writes a database.yml with a `test` environment for the given
@@ -257,6 +259,9 @@ func WriteConfigWith(t testing.TB, o ConfigOptions, shards ...Shard) string {
 			s.Key, port, pglocal.User, s.DB)
 		for _, k := range slices.Sorted(maps.Keys(o.Entry)) {
 			fmt.Fprintf(&b, "    %s: %s\n", k, o.Entry[k])
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.Settings)) {
+			fmt.Fprintf(&b, "    %s: %s\n", k, s.Settings[k])
 		}
 		if s.Key != "primary" {
 			b.WriteString("    migrations_paths: db/migrate_tenants\n")
