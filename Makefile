@@ -3,7 +3,7 @@ GO ?= go
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: dev test build deps bench bench-wrk bench-move bench-report lint
+.PHONY: dev test build deps bench bench-wrk bench-move bench-report bench-conns lint
 
 deps:
 	@scripts/install-deps.sh
@@ -44,3 +44,7 @@ bench-report: deps
 .PHONY: screenshots
 screenshots: deps
 	PWB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test ./internal/web -run '^TestBrowser_Ops(MigrateTenant|ShardDown)$$' -count=1 -v -timeout 10m
+
+# One process serving 100 shards: connections and requests per second, capped at 30 versus uncapped.
+bench-conns: deps
+	PWB_BENCH_CONNS=1 $(GO) test ./internal/web -run TestBench_ConnectionsCappedVersusUncapped -count=1 -v -timeout 30m

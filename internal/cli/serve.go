@@ -18,6 +18,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/web"
 )
 
@@ -115,7 +116,10 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		}
 	})
 	defer stopQueue()
-	cache := registry.NewCache(primary, registry.CacheOptions{TTL: registryTTL, Logger: log})
+	// Behind a transaction pooler (advisory_locks: false), primary cannot
+	// carry LISTEN: the cache then lives on its TTL alone.
+	sh, _ := set.Shard(shard.Default)
+	cache := registry.NewCache(primary, registry.CacheOptions{TTL: registryTTL, Logger: log, NoListen: sh.ThroughPooler()})
 	if err := cache.Start(a.ctx); err != nil {
 		log.Warn("registry change notifications are not flowing yet; retrying", "error", err)
 	}

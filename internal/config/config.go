@@ -53,6 +53,12 @@ type Shard struct {
 	Line            int // line of the entry's key, for messages
 }
 
+// ThroughPooler reports whether the entry says it is reached through a
+// transaction pooler: advisory_locks: false, as Rails apps behind PgBouncer
+// set it. pwb then keeps no session state there: migrations lock with a
+// table row, and on primary nothing LISTENs.
+func (s Shard) ThroughPooler() bool { return s.AdvisoryLocks != nil && !*s.AdvisoryLocks }
+
 // Addr returns "host:port".
 func (s Shard) Addr() string {
 	return net.JoinHostPort(s.Host, strconv.Itoa(s.Port))

@@ -82,6 +82,12 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 		return nil, err
 	}
 	cfg := &river.Config{Logger: opt.Logger.With("component", "jobs"), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
+	if sh, err := set.Shard(shard.Default); err == nil && sh.ThroughPooler() {
+		// Primary is behind a transaction pooler (see config): LISTEN
+		// would register on whichever server connection ran it, so River
+		// polls for jobs instead.
+		cfg.PollOnly = true
+	}
 	if opt.Work {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &moveWorker{q: q})

@@ -63,7 +63,7 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 		return r
 	}
 	up := Up
-	if sh.AdvisoryLocks != nil && !*sh.AdvisoryLocks {
+	if sh.ThroughPooler() {
 		up = UpThroughPooler
 	}
 	if name == shard.Default {

@@ -44,6 +44,10 @@ type CacheOptions struct {
 	TTL time.Duration
 	// Logger receives listener errors and reconnects. Default slog.Default().
 	Logger *slog.Logger
+	// NoListen turns the change notifications off, for a primary reached
+	// through a transaction pooler, where LISTEN is useless: only the TTL
+	// bounds staleness, which moves allow for (their clean-up waits a TTL).
+	NoListen bool
 }
 
 // Cache serves tenant lookups for the request hot path of an app process. It
@@ -55,9 +59,10 @@ type CacheOptions struct {
 // PostgreSQL, or through a PgBouncer pool in session mode. In transaction
 // mode LISTEN is silently useless and only the TTL bounds staleness.
 type Cache struct {
-	pool *pgxpool.Pool
-	ttl  time.Duration
-	log  *slog.Logger
+	pool     *pgxpool.Pool
+	ttl      time.Duration
+	log      *slog.Logger
+	noListen bool
 
 	// mu guards the maps and gen. Two maps, one per lookup kind, so that a
 	// hit is one map read with the caller's own string: no key to build.
@@ -108,6 +113,7 @@ func NewCache(pool *pgxpool.Pool, opts CacheOptions) *Cache {
 		bySub:     map[string]cacheEntry{},
 		byDomain:  map[string]cacheEntry{},
 		idleCheck: listenIdleCheck,
+		noListen:  opts.NoListen,
 	}
 }
 
@@ -210,8 +216,9 @@ func (c *Cache) Invalidate() {
 	c.mu.Unlock()
 }
 
-// Listening reports whether the LISTEN connection is up, for readiness.
-func (c *Cache) Listening() bool { return c.listening.Load() }
+// Listening reports whether the LISTEN connection is up, for readiness; a
+// cache told not to listen has nothing to wait for.
+func (c *Cache) Listening() bool { return c.noListen || c.listening.Load() }
 
 // Start opens a dedicated connection to primary (not a pool slot held for
 // ever), listens on the pwb_websites channel and invalidates the cache on every notification,
@@ -221,6 +228,9 @@ func (c *Cache) Listening() bool { return c.listening.Load() }
 // cleared whenever the connection is lost and again after every (re)connect,
 // since changes may have been missed meanwhile. A Cache starts at most once.
 func (c *Cache) Start(ctx context.Context) error {
+	if c.noListen {
+		return nil
+	}
 	c.runMu.Lock()
 	if c.done != nil {
 		c.runMu.Unlock()

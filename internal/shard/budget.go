@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -25,11 +26,13 @@ var ErrBusy = errors.New("no database connection free")
 type budget struct {
 	max int
 
-	mu    sync.Mutex
-	used  int
-	freed chan struct{} // closed, and replaced, whenever a slot is given back
-	peak  int
-	waits int64
+	mu     sync.Mutex
+	used   int
+	freed  chan struct{} // closed, and replaced, whenever a slot is given back
+	peak   int
+	waits  int64
+	steals int64
+	waited time.Duration
 
 	// steal closes one idle connection of a pool other than except's, and
 	// reports whether it did.
@@ -47,6 +50,7 @@ const stealRetry = 20 * time.Millisecond
 // take waits for a slot for a connection to shard, until ctx ends.
 func (b *budget) take(ctx context.Context, shard string) error {
 	waited := false
+	start := time.Now()
 	for {
 		b.mu.Lock()
 		if b.used < b.max {
@@ -54,6 +58,7 @@ func (b *budget) take(ctx context.Context, shard string) error {
 			b.peak = max(b.peak, b.used)
 			if waited {
 				b.waits++
+				b.waited += time.Since(start)
 			}
 			b.mu.Unlock()
 			return nil
@@ -61,6 +66,9 @@ func (b *budget) take(ctx context.Context, shard string) error {
 		freed := b.freed
 		b.mu.Unlock()
 		if b.steal(shard) {
+			b.mu.Lock()
+			b.steals++
+			b.mu.Unlock()
 			continue // its slot is given back as its socket closes
 		}
 		waited = true
@@ -87,6 +95,10 @@ type BudgetStats struct {
 	Used  int   // connections open now
 	Peak  int   // the most open at once
 	Waits int64 // connections that had to wait for a slot
+	// Waited is the time those connections waited in all.
+	Waited time.Duration
+	// Steals counts idle connections of other shards closed to make room.
+	Steals int64
 }
 
 func (b *budget) stats() BudgetStats {
@@ -95,7 +107,7 @@ func (b *budget) stats() BudgetStats {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BudgetStats{Max: b.max, Used: b.used, Peak: b.peak, Waits: b.waits}
+	return BudgetStats{Max: b.max, Used: b.used, Peak: b.peak, Waits: b.waits, Waited: b.waited, Steals: b.steals}
 }
 
 // dialer returns a pgconn dial function that holds a slot of b for the life
@@ -126,22 +138,44 @@ func (c *budgetConn) Close() error {
 	return err
 }
 
-// stealIdle closes one idle connection of the pool, other than except's,
-// with the most idle connections, to make room under the budget.
+// stealing marks the context of the stealer's own acquire, which is not a
+// use of the victim's pool.
+type stealing struct{}
+
+// touch records that shard's pool is in use now, for choosing what to close
+// when the budget is spent.
+func (s *Set) touch(ctx context.Context, name string) {
+	if ctx.Value(stealing{}) != nil {
+		return
+	}
+	s.mu.Lock()
+	last := s.lastUse[name]
+	s.mu.Unlock()
+	if last != nil {
+		last.Store(time.Now().UnixNano())
+	}
+}
+
+// stealIdle closes one idle connection of the least recently used pool
+// other than except's, to make room under the budget: a shard busy now is
+// likely busy again in a moment, one left alone for a while is not.
 func (s *Set) stealIdle(except string) bool {
 	s.mu.Lock()
 	var victim *pgxpool.Pool
-	most := int32(0)
+	oldest := int64(math.MaxInt64)
 	for name, p := range s.pools {
-		if idle := p.Stat().IdleConns(); name != except && idle > most {
-			victim, most = p, idle
+		if name == except || p.Stat().IdleConns() == 0 {
+			continue
+		}
+		if used := s.lastUse[name].Load(); used < oldest {
+			victim, oldest = p, used
 		}
 	}
 	s.mu.Unlock()
 	if victim == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), stealing{}, true), time.Second)
 	defer cancel()
 	conns := victim.AcquireAllIdle(ctx)
 	if len(conns) == 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,6 +45,8 @@ type Set struct {
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
+	// lastUse is when each pool was last used (unix ns), with a budget only.
+	lastUse map[string]*atomic.Int64
 }
 
 // Option changes how a Set opens its pools.
@@ -56,7 +59,7 @@ func WithConnectTimeout(d time.Duration) Option { return func(s *Set) { s.connec
 
 // NewSet returns a Set for cfg. No connection is made until a pool is used.
 func NewSet(cfg *config.Config, opts ...Option) *Set {
-	s := &Set{cfg: cfg, connectTimeout: DefaultConnectTimeout, pools: map[string]*pgxpool.Pool{}}
+	s := &Set{cfg: cfg, connectTimeout: DefaultConnectTimeout, pools: map[string]*pgxpool.Pool{}, lastUse: map[string]*atomic.Int64{}}
 	if cfg.MaxConnectionsTotal > 0 {
 		s.budget = newBudget(cfg.MaxConnectionsTotal, s.stealIdle)
 	}
@@ -125,8 +128,19 @@ func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
 	if s.budget != nil {
 		// Whatever copies this configuration (a listener, a mover's claim)
 		// dials through the budget too.
-		pc.ConnConfig.DialFunc = s.budget.dialer(name, pc.ConnConfig.DialFunc)
+		dial := s.budget.dialer(name, pc.ConnConfig.DialFunc)
+		pc.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			s.touch(ctx, name)
+			return dial(ctx, network, addr)
+		}
 		pc.MaxConns = min(pc.MaxConns, int32(s.budget.max))
+		pc.PrepareConn = func(ctx context.Context, _ *pgx.Conn) (bool, error) {
+			s.touch(ctx, name)
+			return true, nil
+		}
+		last := &atomic.Int64{}
+		last.Store(time.Now().UnixNano())
+		s.lastUse[name] = last
 	}
 	p, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {

@@ -36,8 +36,38 @@ type budgetPlatform struct {
 
 func newBudgetPlatform(t *testing.T, n int, o pgtest.ConfigOptions) *budgetPlatform {
 	t.Helper()
+	many, sites := startBudgetShards(t, n)
+	return serveBudget(t, many, sites, o)
+}
+
+// startBudgetShards starts n migrated shards over 2 servers, with one tenant
+// registered on each.
+func startBudgetShards(t testing.TB, n int, opts ...pgtest.Options) (*pgtest.ManyShards, []registry.Website) {
+	t.Helper()
 	ctx := context.Background()
-	many := pgtest.StartManyShards(t, n, 2)
+	many := pgtest.StartManyShards(t, n, 2, opts...)
+	conn, err := pgx.Connect(ctx, many.URL[shard.Default])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var sites []registry.Website
+	for i := 1; i <= n; i++ {
+		w, err := registry.Create(ctx, conn, registry.New{Subdomain: fmt.Sprintf("t%d", i), Name: fmt.Sprintf("Tenant %d", i),
+			Tier: registry.TierPremium, ShardName: fmt.Sprintf("shard_%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sites = append(sites, w)
+	}
+	return many, sites
+}
+
+// serveBudget serves the shards of many through a web server whose shard
+// set has the config's connection settings.
+func serveBudget(t testing.TB, many *pgtest.ManyShards, sites []registry.Website, o pgtest.ConfigOptions) *budgetPlatform {
+	t.Helper()
+	ctx := context.Background()
 	path := pgtest.WriteConfigWith(t, o, many.Shards...)
 	cfg, err := config.Load(path, "test")
 	if err != nil {
@@ -49,15 +79,7 @@ func newBudgetPlatform(t *testing.T, n int, o pgtest.ConfigOptions) *budgetPlatf
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &budgetPlatform{many: many, set: set}
-	for i := 1; i <= n; i++ {
-		w, err := registry.Create(ctx, primary, registry.New{Subdomain: fmt.Sprintf("t%d", i), Name: fmt.Sprintf("Tenant %d", i),
-			Tier: registry.TierPremium, ShardName: fmt.Sprintf("shard_%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.sites = append(p.sites, w)
-	}
+	p := &budgetPlatform{many: many, set: set, sites: sites}
 	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
 	if err := cache.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
@@ -27,11 +28,12 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// shard_1 is reached only through Debian's PgBouncer in transaction pooling
-// mode (prepared_statements: false, advisory_locks: false): its schema
-// migrates through the pooler, its tenant's site reads and writes, the write
-// fence holds across pooled server connections, and a tenant moves onto it
-// and back off it with every row intact.
+// Primary and shard_1 are reached only through Debian's PgBouncer in
+// transaction pooling mode (prepared_statements: false, advisory_locks:
+// false): their schemas migrate through the pooler, shard_1's tenant's site
+// reads and writes, the write fence holds across pooled server connections,
+// and a tenant moves onto shard_1 and back off it with every row intact, its
+// journal and registry on the pooled primary.
 func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 	ctx := context.Background()
 	servers := pgtest.Start(t, 3)
@@ -41,10 +43,10 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 		direct[name] = pgtest.CreateDatabase(t, servers[i], dbs[i])
 	}
 	bouncer := pgtest.StartPgBouncer(t, servers[1], dbs[1])
+	viaPooler := map[string]string{"prepared_statements": "false", "advisory_locks": "false"}
 	path := pgtest.WriteConfig(t,
-		pgtest.Shard{Key: "primary", Server: servers[0], DB: dbs[0]},
-		pgtest.Shard{Key: "shard_1", Server: servers[1], DB: dbs[1], Port: bouncer,
-			Settings: map[string]string{"prepared_statements": "false", "advisory_locks": "false"}},
+		pgtest.Shard{Key: "primary", Server: servers[0], DB: dbs[0], Port: pgtest.StartPgBouncer(t, servers[0], dbs[0]), Settings: viaPooler},
+		pgtest.Shard{Key: "shard_1", Server: servers[1], DB: dbs[1], Port: bouncer, Settings: viaPooler},
 		pgtest.Shard{Key: "shard_2", Server: servers[2], DB: dbs[2]},
 	)
 	cfg, err := config.Load(path, "test")
@@ -68,12 +70,15 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 			t.Errorf("second migrate of %s: %d applied, %v; want nothing to do", r.Shard, r.Applied(), r.Err)
 		}
 	}
-	if !pgtest.QueryValue[bool](t, direct["shard_1"], "SELECT to_regclass('pwb_tenant_schema_version_lock') IS NOT NULL") ||
-		pgtest.QueryValue[bool](t, direct["shard_2"], "SELECT to_regclass('pwb_tenant_schema_version_lock') IS NOT NULL") {
-		t.Error("want the table lock on shard_1 (behind the pooler) only")
-	}
-	if n := pgtest.QueryValue[int64](t, direct["shard_1"], "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"); n != 0 {
-		t.Errorf("%d advisory locks left on shard_1's server after migrating", n)
+	for name, want := range map[string]bool{shard.Default: true, "shard_1": true, "shard_2": false} {
+		if got := pgtest.QueryValue[bool](t, direct[name], "SELECT to_regclass('pwb_tenant_schema_version_lock') IS NOT NULL"); got != want {
+			t.Errorf("%s: migration lock table = %v; want it only behind the pooler", name, got)
+		}
+		if name != "shard_2" {
+			if n := pgtest.QueryValue[int64](t, direct[name], "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"); n != 0 {
+				t.Errorf("%d advisory locks left on %s's server after migrating", n, name)
+			}
+		}
 	}
 
 	primary, err := set.Primary()
@@ -99,7 +104,8 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 		conn.Close(ctx)
 	}
 
-	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
+	// As serve does for a pooled primary: no LISTEN, the TTL alone.
+	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second, NoListen: cfg.Primary().ThroughPooler()})
 	if err := cache.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -287,5 +293,44 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 	}
 	if !cmp.Equal(digest("shard_1", pooled.ID), pooledBefore) {
 		t.Error("the pooled shard's own tenant changed while another moved through")
+	}
+
+	// The job queue on the pooled primary polls instead of listening, and
+	// runs a move as the admin starts it.
+	queue, err := jobs.New(set, jobs.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Work: true,
+		Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		queue.Stop(sctx)
+	})
+	plan, err := queue.Mover().Plan(ctx, "mobile", "shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := queue.EnqueueMove(ctx, plan, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		mv, err := mover.Get(ctx, primary, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mv.State == mover.StateDone {
+			break
+		}
+		if mv.State == mover.StateFailed || time.Now().After(deadline) {
+			t.Fatalf("the queued move through the pooled primary: %s %s", mv.State, mv.Error)
+		}
+	}
+	if got := digest("shard_1", mobile.ID); !cmp.Equal(got, before) {
+		t.Fatal("after the queued move the tenant's rows differ")
 	}
 }
