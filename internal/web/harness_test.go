@@ -73,18 +73,7 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 	log := slog.New(slog.NewTextHandler(logTo, nil))
 	var queue *jobs.Queue
 	if o.jobs {
-		queue, err = jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := queue.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			queue.Stop(sctx)
-		})
+		queue = startQueue(t, set, log)
 	}
 	srv, err := New(Options{
 		Shards: set, Registry: cache, LoginLimiter: o.limiter, Logger: log,
@@ -100,6 +89,25 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return &platform{t: t, cluster: c, set: set, primary: primary, cache: cache, server: srv, http: hs, client: client, log: logs}
+}
+
+// startQueue runs a job queue that works moves (with no clean-up delay) on
+// set until the test ends.
+func startQueue(t testing.TB, set *shard.Set, log *slog.Logger) *jobs.Queue {
+	t.Helper()
+	queue, err := jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		queue.Stop(sctx)
+	})
+	return queue
 }
 
 // tenant registers a website on shardName.

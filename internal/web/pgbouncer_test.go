@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
-	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
@@ -297,19 +296,7 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 
 	// The job queue on the pooled primary polls instead of listening, and
 	// runs a move as the admin starts it.
-	queue, err := jobs.New(set, jobs.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Work: true,
-		Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := queue.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		queue.Stop(sctx)
-	})
+	queue := startQueue(t, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	plan, err := queue.Mover().Plan(ctx, "mobile", "shard_1")
 	if err != nil {
 		t.Fatal(err)
