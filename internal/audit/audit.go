@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
@@ -126,6 +127,17 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, int, error) {
 // ForWebsite fills an entry's tenant fields from a registry row.
 func (e Entry) ForWebsite(w registry.Website) Entry {
 	e.WebsiteID, e.Tenant = w.ID, w.Subdomain
+	return e
+}
+
+// ForMove is the entry of action on move id, whose journal row is m, or
+// the zero Move when the journal has no such move: the tenant is then named
+// by the move.
+func ForMove(action string, id int64, m mover.Move) Entry {
+	e := Entry{Action: action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target, MoveID: id}
+	if e.Tenant == "" {
+		e.Tenant = fmt.Sprintf("move %d", id)
+	}
 	return e
 }
 

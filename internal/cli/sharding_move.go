@@ -117,11 +117,7 @@ func (a *app) moveEntry(action string, id int64, m mover.Move) audit.Entry {
 			cancel()
 		}
 	}
-	e := audit.Entry{Action: action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target, MoveID: id}
-	if m.ID == 0 {
-		e.Tenant = fmt.Sprintf("move %d", id)
-	}
-	return e
+	return audit.ForMove(action, id, m)
 }
 
 func parseMoveID(s string) (int64, error) {

@@ -231,11 +231,8 @@ func (q *Queue) enqueue(ctx context.Context, id int64, action, actor string, che
 		_, err = q.client.InsertTx(ctx, tx, MoveArgs{MoveID: id, Action: action, Actor: actor}, nil)
 		return err
 	})
-	e := audit.Entry{Actor: actor, Action: action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source,
-		Target: m.Target, MoveID: id, Outcome: audit.Queued}
-	if e.Tenant == "" {
-		e.Tenant = fmt.Sprintf("move %d", id)
-	}
+	e := audit.ForMove(action, id, m)
+	e.Actor, e.Outcome = actor, audit.Queued
 	if err != nil {
 		e.Outcome, e.Detail = audit.OutcomeOf(err, ErrRefused), err.Error()
 	}
@@ -283,11 +280,8 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 		q.log.Warn("move job interrupted; it resumes when a process starts", "move", a.MoveID, "error", err)
 		return river.JobSnooze(time.Second)
 	}
-	e := audit.Entry{Actor: a.Actor, Action: a.Action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source,
-		Target: m.Target, MoveID: a.MoveID, Outcome: audit.OutcomeOf(err, mover.ErrRefused)}
-	if e.Tenant == "" {
-		e.Tenant = fmt.Sprintf("move %d", a.MoveID)
-	}
+	e := audit.ForMove(a.Action, a.MoveID, m)
+	e.Actor, e.Outcome = a.Actor, audit.OutcomeOf(err, mover.ErrRefused)
 	if a.Recovered {
 		e.Detail = "resumed after the process running it stopped"
 	}

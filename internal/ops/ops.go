@@ -97,36 +97,32 @@ func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Overview
 	}
 	names := set.Names()
 	o := Overview{Cards: make([]Card, len(names)), At: time.Now()}
-	var counts map[string]registry.ShardCount
 	var wg sync.WaitGroup
+	// The totals already read the registry's tenant counts and every
+	// shard's size; the cards take them from there.
 	wg.Go(func() { o.Totals = report.Gather(ctx, set, timeout) })
-	wg.Go(func() {
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		primary, err := set.Primary()
-		if err == nil {
-			counts, err = registry.CountByShard(cctx, primary)
-		}
-		if err != nil {
-			o.RegistryError = "the registry on primary could not be read: " + shard.Unwrap(err).Error()
-		}
-	})
 	for i, name := range names {
 		wg.Go(func() { o.Cards[i] = card(ctx, set, name, timeout) })
 	}
 	wg.Wait()
-	stats := set.Stats()
-	for i := range o.Cards {
-		c := &o.Cards[i]
-		c.Tenants, c.Premium = counts[c.Name].Tenants, counts[c.Name].Premium
-		if st, ok := stats[c.Name]; ok {
-			c.Pool = &Pool{Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Total: st.TotalConns(), Max: st.MaxConns()}
+	if o.Totals.RegistryError != "" {
+		o.RegistryError = "tenant counts are missing: " + o.Totals.RegistryError
+	}
+	figures := map[string]report.Shard{}
+	for _, s := range o.Totals.Shards {
+		figures[s.Name] = s
+		if !s.Configured {
+			o.Cards = append(o.Cards, Card{Name: s.Name, Health: Red, Tenants: s.Tenants, Premium: s.Premium,
+				Error: "not in the configuration", Why: "tenants reference this shard, but the configuration does not name it: their sites are unavailable"})
 		}
 	}
-	for name, n := range counts {
-		if _, err := set.Shard(name); err != nil {
-			o.Cards = append(o.Cards, Card{Name: name, Health: Red, Tenants: n.Tenants, Premium: n.Premium,
-				Error: "not in the configuration", Why: "tenants reference this shard, but the configuration does not name it: their sites are unavailable"})
+	stats := set.Stats()
+	for i := range o.Cards[:len(names)] {
+		c := &o.Cards[i]
+		f := figures[c.Name]
+		c.Tenants, c.Premium, c.SizeBytes = f.Tenants, f.Premium, f.SizeBytes
+		if st, ok := stats[c.Name]; ok {
+			c.Pool = &Pool{Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Total: st.TotalConns(), Max: st.MaxConns()}
 		}
 	}
 	return o
@@ -149,8 +145,7 @@ func card(ctx context.Context, set *shard.Set, name string, timeout time.Duratio
 		return c
 	}
 	c.Latency, c.Reachable = latency, true
-	err = pool.QueryRow(ctx, "SELECT pg_database_size(current_database()), current_setting('server_version')").
-		Scan(&c.SizeBytes, &c.PGVersion)
+	err = pool.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&c.PGVersion)
 	var st migrations.State
 	if err == nil {
 		st, err = migrations.Status(ctx, pool, migrations.Tenant)

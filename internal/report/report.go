@@ -34,6 +34,8 @@ type Shard struct {
 	Reachable  bool          `json:"reachable"`
 	Error      string        `json:"error,omitempty"`
 	Took       time.Duration `json:"took_ns"`
+	// Premium counts the shard's premium tenants, from the registry.
+	Premium int `json:"premium"`
 	Figures
 }
 
@@ -86,7 +88,7 @@ func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Totals {
 	wg.Wait()
 	for i := range out.Shards {
 		s := &out.Shards[i]
-		s.Tenants = tenants[s.Name].Tenants
+		s.Tenants, s.Premium = tenants[s.Name].Tenants, tenants[s.Name].Premium
 		if s.Reachable {
 			out.Total.Properties += s.Properties
 			out.Total.Messages += s.Messages
@@ -96,7 +98,7 @@ func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Totals {
 	for name, c := range tenants {
 		out.Total.Tenants += c.Tenants
 		if _, err := set.Shard(name); err != nil {
-			out.Shards = append(out.Shards, Shard{Name: name, Error: "not in the configuration",
+			out.Shards = append(out.Shards, Shard{Name: name, Error: "not in the configuration", Premium: c.Premium,
 				Figures: Figures{Tenants: c.Tenants}})
 		}
 	}
