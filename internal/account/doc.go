@@ -5,6 +5,7 @@
 // administer is a membership per website (owner or admin). A session is opened
 // for one website and is only valid there, and only while that membership
 // lasts, so a member of tenant A can never use tenant B's admin with the same
-// cookie. Session tokens are random and only their SHA-256 is stored; failed
-// sign-ins are throttled in memory by a Limiter.
+// cookie. Session tokens are random and only their SHA-256 is stored. Sign-in
+// attempts are counted apart, by internal/throttle, before a password is
+// checked here.
 package account

@@ -37,10 +37,14 @@ func CreateSuperAdmin(ctx context.Context, q Querier, email, password string) (U
 	return createUser(ctx, q, email, password, &role)
 }
 
+// ErrNotSuperAdmin is a right password of a user without the platform
+// role: no platform session is opened for it.
+var ErrNotSuperAdmin = errors.New("this account cannot open the platform admin")
+
 // AuthenticatePlatform checks an email and password for the platform admin's
 // sign-in. Unknown emails and wrong passwords are ErrBadCredentials, at the
-// cost of one bcrypt comparison each. A user without the platform role may
-// sign in, and is then refused every page.
+// cost of one bcrypt comparison each. The right password of a user without
+// the platform role is ErrNotSuperAdmin.
 func AuthenticatePlatform(ctx context.Context, q Querier, email, password string) (User, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -49,8 +53,9 @@ func AuthenticatePlatform(ctx context.Context, q Querier, email, password string
 	}
 	var u User
 	var hash string
-	err = q.QueryRow(ctx, "SELECT id, email, created_at, password_hash FROM users WHERE lower(email) = $1", email).
-		Scan(&u.ID, &u.Email, &u.CreatedAt, &hash)
+	var role *string
+	err = q.QueryRow(ctx, "SELECT id, email, created_at, password_hash, platform_role FROM users WHERE lower(email) = $1", email).
+		Scan(&u.ID, &u.Email, &u.CreatedAt, &hash, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return User{}, ErrBadCredentials
@@ -60,6 +65,9 @@ func AuthenticatePlatform(ctx context.Context, q Querier, email, password string
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
 		return User{}, ErrBadCredentials
+	}
+	if role == nil || *role != RoleSuperAdmin {
+		return u, ErrNotSuperAdmin
 	}
 	return u, nil
 }
@@ -136,4 +144,15 @@ func CSRFToken(sessionToken string) string {
 // ValidCSRF reports whether sent is the CSRF token of session s.
 func (s PlatformSession) ValidCSRF(sent string) bool {
 	return sent != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(s.CSRF)) == 1
+}
+
+// DeleteExpiredPlatformSessions removes platform sessions past their expiry
+// and returns how many. Expired sessions are already refused; this only
+// keeps the table small.
+func DeleteExpiredPlatformSessions(ctx context.Context, q Querier) (int64, error) {
+	tag, err := q.Exec(ctx, "DELETE FROM platform_sessions WHERE expires_at <= now()")
+	if err != nil {
+		return 0, fmt.Errorf("deleting expired platform sessions: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -82,10 +82,9 @@ func TestAuthenticatePlatform_OnlyTheRightPassword(t *testing.T) {
 	if err != nil || u != root {
 		t.Errorf("AuthenticatePlatform(root) = %+v, %v; want %+v", u, err, root)
 	}
-	// A user without the role signs in too; the admin then refuses them
-	// every page (LookupPlatformSession says SuperAdmin false).
-	if u, err := account.AuthenticatePlatform(ctx, db, "plain@example.com", "plain-password"); err != nil || u != plain {
-		t.Errorf("AuthenticatePlatform(plain) = %+v, %v; want %+v", u, err, plain)
+	// A user without the role is told so, and gets no session.
+	if u, err := account.AuthenticatePlatform(ctx, db, "plain@example.com", "plain-password"); err != account.ErrNotSuperAdmin || u != plain {
+		t.Errorf("AuthenticatePlatform(plain) = %+v, %v; want %+v, ErrNotSuperAdmin", u, err, plain)
 	}
 	for _, c := range []struct{ name, email, password string }{
 		{"wrong password", "root@example.com", "root-passworD"},

@@ -25,6 +25,10 @@ const (
 	Move      = "move"
 	Resume    = "resume"
 	Abort     = "abort"
+	// SignInLock is a sign-in count passing its limit and locking an
+	// account or a client address; SignInUnlock an operator clearing it.
+	SignInLock   = "sign_in_lock"
+	SignInUnlock = "sign_in_unlock"
 )
 
 // Outcomes.

@@ -52,6 +52,9 @@ type app struct {
 	// connectTimeout, when set before the shard set is first used, bounds
 	// connecting to shards instead of shard.DefaultConnectTimeout.
 	connectTimeout time.Duration
+	// statementTimeout, when set before the shard set is first used, is
+	// every session's statement_timeout (shard.WithStatementTimeout).
+	statementTimeout time.Duration
 }
 
 // Run executes the pwb command line and returns the process exit code.
@@ -171,6 +174,17 @@ func (a *app) config() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
+	cfg, err := config.Load(a.configFile(), a.env())
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// configFile is the database configuration's path: --config, else
+// PWB_CONFIG, else DefaultConfigPath.
+func (a *app) configFile() string {
 	path := a.configPath
 	if path == "" {
 		path = a.getenv("PWB_CONFIG")
@@ -178,12 +192,7 @@ func (a *app) config() (*config.Config, error) {
 	if path == "" {
 		path = DefaultConfigPath
 	}
-	cfg, err := config.Load(path, a.env())
-	if err != nil {
-		return nil, err
-	}
-	a.cfg = cfg
-	return cfg, nil
+	return path
 }
 
 // shards returns the process's shard set.
@@ -198,6 +207,9 @@ func (a *app) shards() (*shard.Set, error) {
 	var opts []shard.Option
 	if a.connectTimeout > 0 {
 		opts = append(opts, shard.WithConnectTimeout(a.connectTimeout))
+	}
+	if a.statementTimeout > 0 {
+		opts = append(opts, shard.WithStatementTimeout(a.statementTimeout))
 	}
 	a.set = shard.NewSet(cfg, opts...)
 	return a.set, nil

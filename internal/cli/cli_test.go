@@ -57,7 +57,8 @@ func pwbInput(env map[string]string, stdin string, args ...string) result {
 // pwbProcess runs the CLI as a separate process.
 func pwbProcess(ctx context.Context, cfgPath string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "PWB_TEST_MAIN=1", "PWB_ENV=test", "PWB_CONFIG="+cfgPath)
+	// Metrics on a port of their own: test processes run side by side.
+	cmd.Env = append(os.Environ(), "PWB_TEST_MAIN=1", "PWB_ENV=test", "PWB_CONFIG="+cfgPath, "PWB_METRICS_ADDR=127.0.0.1:0")
 	return cmd
 }
 
@@ -174,8 +175,16 @@ type runningPWB struct {
 // if still running.
 func startPWB(t *testing.T, cfg, ready string, args ...string) *runningPWB {
 	t.Helper()
+	return startPWBEnv(t, cfg, nil, ready, args...)
+}
+
+// startPWBEnv is startPWB with env (NAME=value) added to the process's
+// environment.
+func startPWBEnv(t *testing.T, cfg string, env []string, ready string, args ...string) *runningPWB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	p := &runningPWB{cmd: pwbProcess(ctx, cfg, args...)}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 		want := append([]string{"pwb_tenant_schema_version"}, tenantTables...)
 		if name == "default" {
 			want = append(want, "audit_log", "memberships", "move_tables", "moves", "platform_sessions", "pwb_global_schema_version",
-				"sessions", "users", "websites",
+				"sessions", "throttles", "users", "websites",
 				// The job queue's own tables.
 				"river_job", "river_leader", "river_migration", "river_notification", "river_queue")
 		}

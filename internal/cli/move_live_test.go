@@ -369,7 +369,8 @@ func TestMove_LiveTrafficKeepsEveryAcceptedEnquiry(t *testing.T) {
 	liveFill(t, c.URL["default"], neighbourID, movertest.Options{Properties: 30, Photos: 3})
 	neighbourBefore := liveDigest(t, c.URL["default"], neighbourID)
 
-	serve := startServe(t, cfg)
+	// The load comes from one address, far above a visitor's enquiry limit.
+	serve := startServeEnv(t, cfg, "PWB_ENQUIRY_LIMIT=1000000")
 	host := sub + ".localhost"
 	if code, body := serve.request(t, "GET", host, "/", nil); code != 200 || !strings.Contains(body, name) {
 		t.Fatalf("home page before the move: %d\n%s", code, body)

@@ -7,12 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
@@ -26,6 +30,13 @@ import (
 // whose shard is down gets its 503 page within two seconds.
 const serveConnectTimeout = 1500 * time.Millisecond
 
+// serveStatementTimeout is the server-side backstop of pwb serve's
+// statements: requests have deadlines of their own (request_timeout), but a
+// statement whose client stopped waiting, or one without a deadline, is
+// ended by the server at this point. Moves, which pwb serve runs too, lift
+// it for their long statements.
+const serveStatementTimeout = 30 * time.Second
+
 // registryTTL bounds how stale a cached tenant may be if a change
 // notification is lost.
 const registryTTL = 5 * time.Second
@@ -33,11 +44,19 @@ const registryTTL = 5 * time.Second
 type serveOptions struct {
 	Addr      string
 	LogFormat string
+	// MetricsAddr, when set, overrides the metrics_addr setting; "off"
+	// serves no metrics.
+	MetricsAddr string
 }
 
 func (o serveOptions) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		return usagef("--addr %q: want host:port or :port", o.Addr)
+	}
+	if o.MetricsAddr != "" && o.MetricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			return usagef("--metrics-addr %q: want host:port, or off", o.MetricsAddr)
+		}
 	}
 	if o.LogFormat != "text" && o.LogFormat != "json" {
 		return usagef("--log-format %q: want text or json", o.LogFormat)
@@ -51,9 +70,13 @@ func (a *app) serveCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve every tenant's website and site admin over HTTP",
 		Long: `Serves tenant websites by host name: <subdomain>.<platform domain> or a
-tenant's custom domain. Platform domains come from PWB_PLATFORM_DOMAINS
-(comma-separated, default "localhost,pwb.localhost"). Stops gracefully on
-Ctrl-C or SIGTERM, letting requests in flight finish.`,
+tenant's custom domain, and the platform admin on the platform domains
+themselves. Settings (platform domains, trusted proxies, sign-in and
+enquiry limits, ...) come from config/pwb.yml beside the database
+configuration, or PWB_SETTINGS, and from PWB_* environment variables.
+/metrics is served on its own listener (--metrics-addr, default the
+metrics_addr setting, 127.0.0.1:9394), never on the public one. Stops
+gracefully on Ctrl-C or SIGTERM, letting requests in flight finish.`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if err := o.Validate(); err != nil {
@@ -64,11 +87,13 @@ Ctrl-C or SIGTERM, letting requests in flight finish.`,
 				return fmt.Errorf("cannot listen on %s: %w", o.Addr, err)
 			}
 			a.connectTimeout = serveConnectTimeout
+			a.statementTimeout = serveStatementTimeout
 			return a.serve(ln, o)
 		},
 	}
 	c.Flags().StringVar(&o.Addr, "addr", ":3000", "address to listen on")
 	c.Flags().StringVar(&o.LogFormat, "log-format", "text", "request log format: text or json")
+	c.Flags().StringVar(&o.MetricsAddr, "metrics-addr", "", "address of the /metrics listener, or off (default the metrics_addr setting)")
 	return c
 }
 
@@ -76,6 +101,13 @@ Ctrl-C or SIGTERM, letting requests in flight finish.`,
 // process's shard set.
 func (a *app) serve(ln net.Listener, o serveOptions) error {
 	defer ln.Close()
+	settings, err := a.settings()
+	if err != nil {
+		return err
+	}
+	if o.MetricsAddr != "" {
+		settings.MetricsAddr = strings.TrimPrefix(o.MetricsAddr, "off")
+	}
 	set, primary, err := a.primary()
 	if err != nil {
 		return err
@@ -124,20 +156,43 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		log.Warn("registry change notifications are not flowing yet; retrying", "error", err)
 	}
 	defer cache.Close()
+	m := metrics.New(set, cache, log)
 	srv, err := web.New(web.Options{
 		Shards:          set,
 		Registry:        cache,
-		PlatformDomains: splitList(a.getenv("PWB_PLATFORM_DOMAINS")),
+		PlatformDomains: settings.PlatformDomains,
+		TrustedProxies:  settings.TrustedProxies,
 		Logger:          log,
-		SecureCookies:   a.getenv("PWB_SECURE_COOKIES") == "true",
-		Metrics:         metrics.New(set, cache, log),
+		SecureCookies:   settings.SecureCookies,
+		SignInAccount:   web.RuleOf(settings.SignInAccount),
+		SignInAddress:   web.RuleOf(settings.SignInAddress),
+		Enquiries:       web.RuleOf(settings.Enquiries),
+		RequestTimeout:  settings.RequestTimeout,
+		Photos:          content.PhotoLimits{PerProperty: settings.PhotosPerProperty, MaxSide: settings.PhotoMaxSide},
+		Metrics:         m,
 		Jobs:            queue,
 	})
 	if err != nil {
 		return err
 	}
+	var metricsDone <-chan error
+	if settings.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", settings.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("cannot listen for metrics on %s (set --metrics-addr or metrics_addr, or off): %w", settings.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		done := make(chan error, 1)
+		go func() { done <- web.Serve(a.ctx, mln, mux) }()
+		metricsDone = done
+		fmt.Fprintf(a.stdout, "pwb: metrics on http://%s/metrics\n", mln.Addr())
+	}
 	fmt.Fprintf(a.stdout, "pwb: serving on http://%s/ (Ctrl-C to stop)\n", displayAddr(ln.Addr()))
 	err = web.Serve(a.ctx, ln, srv)
+	if metricsDone != nil {
+		<-metricsDone
+	}
 	stopQueue()
 	fmt.Fprintln(a.stdout, "pwb: stopped")
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -166,12 +221,15 @@ func displayAddr(addr net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+// settings loads the web settings: PWB_SETTINGS, else pwb.yml beside the
+// database configuration, with PWB_* variables over both.
+func (a *app) settings() (config.Settings, error) {
+	path := a.getenv("PWB_SETTINGS")
+	if path == "" {
+		path = filepath.Join(filepath.Dir(a.configFile()), "pwb.yml")
 	}
-	return out
+	return config.LoadSettings(path, a.env(), func(k string) (string, bool) {
+		v := a.getenv(k)
+		return v, v != ""
+	})
 }

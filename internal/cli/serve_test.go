@@ -15,21 +15,37 @@ import (
 // serveProcess is a running `pwb serve` child process.
 type serveProcess struct {
 	*runningPWB
-	base   string // http://127.0.0.1:PORT
-	client *http.Client
+	base    string // http://127.0.0.1:PORT
+	metrics string // http://127.0.0.1:PORT/metrics, its own listener
+	client  *http.Client
 }
 
-var servingRE = regexp.MustCompile(`serving on http://localhost:(\d+)/`)
+var (
+	servingRE = regexp.MustCompile(`serving on http://localhost:(\d+)/`)
+	metricsRE = regexp.MustCompile(`metrics on (http://\S+/metrics)`)
+)
 
 func startServe(t *testing.T, cfg string) *serveProcess {
 	t.Helper()
-	p := startPWB(t, cfg, "serving on", "serve", "--addr", "127.0.0.1:0")
+	return startServeEnv(t, cfg)
+}
+
+// startServeEnv is startServe with env (NAME=value) added to the process's
+// environment, such as settings.
+func startServeEnv(t *testing.T, cfg string, env ...string) *serveProcess {
+	t.Helper()
+	p := startPWBEnv(t, cfg, env, "serving on", "serve", "--addr", "127.0.0.1:0")
 	port := servingRE.FindStringSubmatch(p.out.String())
 	if port == nil {
 		t.Fatalf("pwb serve did not say its address:\n%s", p.out.String())
 	}
+	m := metricsRE.FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("pwb serve did not say where its metrics are:\n%s", p.out.String())
+	}
 	return &serveProcess{
 		runningPWB: p,
+		metrics:    m[1],
 		base:       "http://127.0.0.1:" + port[1],
 		client: &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -87,9 +103,20 @@ func TestServe_RegistryChangesReachEveryProcess(t *testing.T) {
 		if code, _ := p.request(t, "GET", host, "/p/where", nil); code != 404 {
 			t.Fatalf("page on primary should not exist: %d", code)
 		}
-		if code, body := p.request(t, "GET", "localhost", "/metrics", nil); code != 200 ||
-			!strings.Contains(body, `pwb_http_requests_total{route="GET /{$}",shard="default",status="200"} 1`) {
-			t.Errorf("pwb serve's /metrics: %d\n%s", code, body)
+		res, err := p.client.Get(p.metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), `pwb_http_requests_total{route="GET /{$}",shard="default",status="200"} 1`) {
+			t.Errorf("pwb serve's /metrics: %d\n%s", res.StatusCode, body)
+		}
+		// Never on the public listener, whatever the host.
+		for _, h := range []string{"localhost", host, "127.0.0.1", "nobody.example"} {
+			if code, _ := p.request(t, "GET", h, "/metrics", nil); code != 404 {
+				t.Errorf("/metrics on the public listener for host %s: %d, want 404", h, code)
+			}
 		}
 	}
 

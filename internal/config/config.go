@@ -162,28 +162,12 @@ func Parse(data []byte, file, env string, lookup func(string) (string, bool)) (*
 		lookup = func(string) (string, bool) { return "", false }
 	}
 	w := where{file: file}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			w.line, _ = strconv.Atoi(m[1])
-			msg = msg[len(m[0]):]
-		}
-		return nil, w.errorf("YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		root = deref(root.Content[0])
-	}
-	if root.Kind == 0 || root.Kind == yaml.DocumentNode || isNull(root) {
-		return nil, w.errorf("the file is empty")
-	}
-	if root.Kind != yaml.MappingNode {
-		return nil, w.at(root).errorf("the top level must be a mapping of environments, not %s", kindName(root))
-	}
-	envs, err := pairs(w, root)
+	envs, empty, err := environments(w, data)
 	if err != nil {
 		return nil, err
+	}
+	if empty {
+		return nil, w.errorf("the file is empty")
 	}
 	w.env = env
 	envKey, envNode, err := selectEnv(w, envs)
@@ -259,6 +243,32 @@ func Parse(data []byte, file, env string, lookup func(string) (string, bool)) (*
 		seen[key] = s
 	}
 	return cfg, nil
+}
+
+// environments parses a YAML file of environments (database.yml, pwb.yml)
+// and returns its top-level pairs, or empty when the file holds nothing.
+func environments(w where, data []byte) (envs []field, empty bool, err error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := err.Error()
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			w.line, _ = strconv.Atoi(m[1])
+			msg = msg[len(m[0]):]
+		}
+		return nil, false, w.errorf("YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = deref(root.Content[0])
+	}
+	if root.Kind == 0 || root.Kind == yaml.DocumentNode || isNull(root) {
+		return nil, true, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, false, w.at(root).errorf("the top level must be a mapping of environments, not %s", kindName(root))
+	}
+	envs, err = pairs(w, root)
+	return envs, false, err
 }
 
 // selectEnv finds environment w.env among the top-level pairs and returns

@@ -49,22 +49,29 @@ const (
 	lockVisibleProperty = `SELECT 1 FROM properties
 		WHERE website_id = $1 AND id = $2 AND visible FOR KEY SHARE`
 	// The unique index is on lower(email), so the first spelling of an
-	// address is kept; a later enquiry updates the name and phone it gives.
+	// address is kept. Anyone can type an address into the form, so a later
+	// enquiry never replaces the name or phone a contact has: it only fills
+	// one that is still empty, which loses nothing. Each message keeps what
+	// was sent with it anyway. DO UPDATE rather than DO NOTHING, so that
+	// RETURNING gives the existing contact's id.
 	upsertContact = `INSERT INTO contacts (id, website_id, email, name, phone)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (website_id, lower(email)) DO UPDATE SET
-			name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE contacts.name END,
-			phone = CASE WHEN EXCLUDED.phone <> '' THEN EXCLUDED.phone ELSE contacts.phone END,
-			updated_at = now()
+			name = CASE WHEN contacts.name = '' THEN EXCLUDED.name ELSE contacts.name END,
+			phone = CASE WHEN contacts.phone = '' THEN EXCLUDED.phone ELSE contacts.phone END,
+			updated_at = CASE WHEN (contacts.name = '' AND EXCLUDED.name <> '')
+				OR (contacts.phone = '' AND EXCLUDED.phone <> '') THEN now() ELSE contacts.updated_at END
 		RETURNING id`
-	insertMessage = `INSERT INTO messages (id, website_id, contact_id, property_id, body)
-		VALUES ($1, $2, $3, $4, $5)`
+	insertMessage = `INSERT INTO messages (id, website_id, contact_id, property_id, body,
+			sender_name, sender_email, sender_phone)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 )
 
 // SubmitEnquiry validates e and records it as a message from the contact
 // with its email address, creating the contact the first time, all in one
-// write. A PropertyID that is not a visible property of the website is
-// ErrNotFound. It returns the message's id.
+// write. The message keeps e's name, email and phone as sent. A PropertyID
+// that is not a visible property of the website is ErrNotFound. It returns
+// the message's id.
 func SubmitEnquiry(ctx context.Context, s tenant.Scope, e Enquiry) (uuid.UUID, error) {
 	if err := e.Validate(); err != nil {
 		return uuid.Nil, err
@@ -91,7 +98,8 @@ func SubmitEnquiry(ctx context.Context, s tenant.Scope, e Enquiry) (uuid.UUID, e
 		if err := tx.QueryRow(ctx, upsertContact, contactID, s.WebsiteID, e.Email, e.Name, e.Phone).Scan(&contactID); err != nil {
 			return fmt.Errorf("saving contact: %w", err)
 		}
-		if _, err := tx.Exec(ctx, insertMessage, messageID, s.WebsiteID, contactID, e.PropertyID, e.Body); err != nil {
+		if _, err := tx.Exec(ctx, insertMessage, messageID, s.WebsiteID, contactID, e.PropertyID, e.Body,
+			e.Name, e.Email, e.Phone); err != nil {
 			return fmt.Errorf("saving message: %w", err)
 		}
 		return nil
@@ -104,10 +112,13 @@ func SubmitEnquiry(ctx context.Context, s tenant.Scope, e Enquiry) (uuid.UUID, e
 
 // Message is an enquiry as the site's admin reads it.
 type Message struct {
-	ID                                      uuid.UUID
-	Body                                    string
-	ReadAt                                  *time.Time
-	CreatedAt                               time.Time
+	ID        uuid.UUID
+	Body      string
+	ReadAt    *time.Time
+	CreatedAt time.Time
+	// The sender's name, email and phone as sent with this message, not the
+	// contact's current ones: a later enquiry from the same address, by
+	// anyone, must not change what an earlier message shows.
 	ContactName, ContactEmail, ContactPhone string
 	PropertyID                              *uuid.UUID // nil when none, or the property was deleted
 	PropertyTitle                           string
@@ -118,10 +129,9 @@ type Message struct {
 const DefaultMessagesPerPage = 20
 
 const (
-	selectMessages = `SELECT m.id, m.body, m.read_at, m.created_at, c.name, c.email, c.phone,
+	selectMessages = `SELECT m.id, m.body, m.read_at, m.created_at, m.sender_name, m.sender_email, m.sender_phone,
 		m.property_id, COALESCE(p.title, '')
 		FROM messages m
-		JOIN contacts c ON c.website_id = m.website_id AND c.id = m.contact_id
 		LEFT JOIN properties p ON p.website_id = m.website_id AND p.id = m.property_id
 		WHERE m.website_id = $1`
 	selectMessagePage = selectMessages + ` ORDER BY m.created_at DESC, m.id DESC LIMIT $2 OFFSET $3`

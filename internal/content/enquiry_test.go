@@ -11,6 +11,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
 func TestEnquiry_FindsOrCreatesTheContactByEmail(t *testing.T) {
@@ -24,8 +25,8 @@ func TestEnquiry_FindsOrCreatesTheContactByEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Same address in another case, a new name, no phone: one contact,
-	// whose name is updated and whose phone is kept.
+	// Same address in another case, a new name, no phone: one contact, and
+	// each message shows what was sent with it.
 	second, err := content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "Ann L.", Email: "  ann.lee@EXAMPLE.COM ", Body: "Second", PropertyID: &p.ID})
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +47,9 @@ func TestEnquiry_FindsOrCreatesTheContactByEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []content.Message{
-		{ID: second, Body: "Second", ContactName: "Ann L.", ContactEmail: "Ann.Lee@Example.com", ContactPhone: "+34 600 000 000",
+		{ID: second, Body: "Second", ContactName: "Ann L.", ContactEmail: "ann.lee@EXAMPLE.COM",
 			PropertyID: &p.ID, PropertyTitle: "Asked about"},
-		{ID: first, Body: "First", ContactName: "Ann L.", ContactEmail: "Ann.Lee@Example.com", ContactPhone: "+34 600 000 000"},
+		{ID: first, Body: "First", ContactName: "Ann Lee", ContactEmail: "Ann.Lee@Example.com", ContactPhone: "+34 600 000 000"},
 	}
 	if d := cmp.Diff(want, msgs, cmpIgnoreCreatedAt); d != "" || total != 2 {
 		t.Errorf("messages, total %d (-want +got):\n%s", total, d)
@@ -57,6 +58,74 @@ func TestEnquiry_FindsOrCreatesTheContactByEmail(t *testing.T) {
 		if id.Version() != 7 {
 			t.Errorf("message id %s is not UUIDv7", id)
 		}
+	}
+}
+
+// Anyone can type an existing contact's address into the form: a later
+// enquiry changes neither what earlier messages show nor the contact's name
+// and phone, and only fills in what the contact lacked.
+func TestEnquiry_ALaterEnquiryDoesNotRewriteHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEnv(t, 0).site(t, shard.Default)
+	type contact struct{ email, name, phone string }
+	contactOf := func() contact {
+		t.Helper()
+		var c contact
+		if err := s.QueryRow(ctx, "SELECT email, name, phone FROM contacts WHERE website_id = $1", s.WebsiteID).
+			Scan(&c.email, &c.name, &c.phone); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	first, err := content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "Ann Lee", Email: "ann@example.com", Phone: "+34 600 000 001", Body: "Is it free?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := contact{"ann@example.com", "Ann Lee", "+34 600 000 001"}
+	second, err := content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "Mallory", Email: "ANN@example.com", Phone: "+1 555 0100", Body: "Call me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contactOf(); got != want {
+		t.Errorf("contact after a second enquiry from its address: %+v, want %+v", got, want)
+	}
+	wantFrom := map[uuid.UUID][3]string{
+		first:  {"Ann Lee", "ann@example.com", "+34 600 000 001"},
+		second: {"Mallory", "ANN@example.com", "+1 555 0100"},
+	}
+	for id, w := range wantFrom {
+		m, err := content.GetMessage(ctx, s, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := [3]string{m.ContactName, m.ContactEmail, m.ContactPhone}; got != w {
+			t.Errorf("GetMessage %s: from %q, want %q", m.Body, got, w)
+		}
+	}
+	msgs, _, err := content.ListMessages(ctx, s, 1, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("ListMessages: %d messages, %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if got := [3]string{m.ContactName, m.ContactEmail, m.ContactPhone}; got != wantFrom[m.ID] {
+			t.Errorf("ListMessages %s: from %q, want %q", m.Body, got, wantFrom[m.ID])
+		}
+	}
+
+	// A contact without a phone (one seeded before phones were asked for,
+	// say) gets the first one an enquiry gives, and keeps it.
+	if err := s.Write(ctx, func(tx tenant.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE contacts SET phone = '' WHERE website_id = $1", s.WebsiteID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustEnquire(t, s, content.Enquiry{Name: "Someone", Email: "ann@example.com", Phone: "+34 600 000 002", Body: "3"})
+	mustEnquire(t, s, content.Enquiry{Name: "Someone else", Email: "ann@example.com", Phone: "+34 600 000 003", Body: "4"})
+	if got, want := contactOf(), (contact{"ann@example.com", "Ann Lee", "+34 600 000 002"}); got != want {
+		t.Errorf("contact without a phone after two enquiries: %+v, want %+v", got, want)
 	}
 }
 

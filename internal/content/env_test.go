@@ -104,7 +104,7 @@ func mustCreate(t *testing.T, s tenant.Scope, in content.PropertyInput) content.
 
 func mustPhoto(t *testing.T, s tenant.Scope, p content.Property, data []byte) content.PhotoInfo {
 	t.Helper()
-	ph, err := content.AddPhoto(context.Background(), s, p.ID, data)
+	ph, err := content.AddPhoto(context.Background(), s, p.ID, data, photoLimits)
 	if err != nil {
 		t.Fatalf("AddPhoto: %v", err)
 	}
@@ -149,10 +149,14 @@ func gifBytes(t *testing.T) []byte {
 	return encoded(t, func(b *bytes.Buffer, i image.Image) error { return gif.Encode(b, i, nil) })
 }
 
-// webpBytes is a WebP header, which is what the sniffer looks at.
+// webpBytes is the header of a lossy WebP key frame of 2 × 2 pixels: what
+// the sniffer and the size check look at.
 func webpBytes() []byte {
-	return append([]byte("RIFF\x24\x00\x00\x00WEBPVP8 "), make([]byte, 24)...)
+	return append([]byte("RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00\x10\x02\x00\x9d\x01\x2a\x02\x00\x02\x00"), make([]byte, 14)...)
 }
+
+// photoLimits are the platform's default limits.
+var photoLimits = content.PhotoLimits{PerProperty: 50, MaxSide: 12000}
 
 func wantErr(t *testing.T, what string, err, target error) {
 	t.Helper()

@@ -35,7 +35,7 @@ func TestWrites_PausedUnlessActive(t *testing.T) {
 			_, errs["CreateProperty"] = content.CreateProperty(ctx, s, house("New"))
 			_, errs["UpdateProperty"] = content.UpdateProperty(ctx, s, o.property.ID, house("Changed"))
 			errs["DeleteProperty"] = content.DeleteProperty(ctx, s, o.property.ID)
-			_, errs["AddPhoto"] = content.AddPhoto(ctx, s, o.property.ID, pngBytes(t))
+			_, errs["AddPhoto"] = content.AddPhoto(ctx, s, o.property.ID, pngBytes(t), photoLimits)
 			errs["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)
 			_, errs["SubmitEnquiry"] = content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "N", Email: "n@example.com", Body: "Hi"})
 			errs["SetMessageRead"] = content.SetMessageRead(ctx, s, o.message, true)

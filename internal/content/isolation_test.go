@@ -69,7 +69,7 @@ func TestIsolation_AnotherWebsitesRowsAreNotFound(t *testing.T) {
 			_, notFound["GetVisibleProperty"] = content.GetVisibleProperty(ctx, s, p.Slug)
 			_, notFound["UpdateProperty"] = content.UpdateProperty(ctx, s, p.ID, house("Hijacked"))
 			notFound["DeleteProperty"] = content.DeleteProperty(ctx, s, p.ID)
-			_, notFound["AddPhoto"] = content.AddPhoto(ctx, s, p.ID, pngBytes(t))
+			_, notFound["AddPhoto"] = content.AddPhoto(ctx, s, p.ID, pngBytes(t), photoLimits)
 			_, notFound["GetPhoto public"] = content.GetPhoto(ctx, s, o.photo.ID, true)
 			_, notFound["GetPhoto admin"] = content.GetPhoto(ctx, s, o.photo.ID, false)
 			notFound["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)

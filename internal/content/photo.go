@@ -1,9 +1,15 @@
 package content
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
 	"net/http"
 	"slices"
 	"time"
@@ -16,6 +22,15 @@ import (
 
 // MaxPhotoBytes is the largest photo accepted, as the schema also enforces.
 const MaxPhotoBytes = 5 << 20
+
+// PhotoLimits bound the photos of a property. A zero field sets no bound.
+type PhotoLimits struct {
+	// PerProperty is how many photos one property may have.
+	PerProperty int
+	// MaxSide is the largest width or height a photo may declare, in
+	// pixels.
+	MaxSide int
+}
 
 // PhotoTypes are the image types a photo may have, as sniffed from its
 // bytes.
@@ -49,13 +64,123 @@ func PhotoContentType(data []byte) (string, error) {
 	}
 	ct := http.DetectContentType(data)
 	if !slices.Contains(PhotoTypes, ct) {
-		return "", &InvalidError{Fields: map[string]string{"photo": "The file is not a JPEG, PNG, GIF or WebP image."}}
+		return "", &InvalidError{Fields: map[string]string{"photo": notAnImage}}
 	}
 	return ct, nil
 }
 
+const notAnImage = "The file is not a JPEG, PNG, GIF or WebP image."
+
+// CheckPhoto is PhotoContentType, and also refuses a photo whose header
+// cannot be read or declares a width or height over l.MaxSide. Only the
+// header is read: a small file can declare a size whose decoding would take
+// gigabytes, and that is what the bound is for.
+func CheckPhoto(data []byte, l PhotoLimits) (string, error) {
+	ct, err := PhotoContentType(data)
+	if err != nil {
+		return "", err
+	}
+	w, h, err := photoSize(ct, data)
+	if err != nil || w <= 0 || h <= 0 {
+		return "", &InvalidError{Fields: map[string]string{"photo": notAnImage}}
+	}
+	if l.MaxSide > 0 && (w > l.MaxSide || h > l.MaxSide) {
+		return "", &InvalidError{Fields: map[string]string{"photo": fmt.Sprintf(
+			"The photo is %d × %d pixels; the largest allowed is %d pixels a side.", w, h, l.MaxSide)}}
+	}
+	return ct, nil
+}
+
+// Room returns an *InvalidError for the field "photo" when a property with
+// have photos cannot take adding more, else nil.
+func (l PhotoLimits) Room(have, adding int) error {
+	var msg string
+	switch {
+	case l.PerProperty <= 0 || have+adding <= l.PerProperty:
+		return nil
+	case have == l.PerProperty:
+		msg = fmt.Sprintf("This property already has %s, the most allowed.", photoCount(have))
+	case have > l.PerProperty:
+		msg = fmt.Sprintf("This property already has %s; the most allowed is %d.", photoCount(have), l.PerProperty)
+	case have == 0:
+		msg = fmt.Sprintf("A property may have at most %s.", photoCount(l.PerProperty))
+	default:
+		msg = fmt.Sprintf("This property has %s and may have at most %d: add at most %d more.",
+			photoCount(have), l.PerProperty, l.PerProperty-have)
+	}
+	return &InvalidError{Fields: map[string]string{"photo": msg}}
+}
+
+func photoCount(n int) string {
+	if n == 1 {
+		return "1 photo"
+	}
+	return fmt.Sprintf("%d photos", n)
+}
+
+// photoSize reads the width and height a photo of type ct declares. The
+// decoder is the one of the sniffed type, so a file cannot be sized as one
+// type and served as another.
+func photoSize(ct string, data []byte) (int, int, error) {
+	var (
+		c   image.Config
+		err error
+	)
+	switch ct {
+	case "image/jpeg":
+		c, err = jpeg.DecodeConfig(bytes.NewReader(data))
+	case "image/png":
+		c, err = png.DecodeConfig(bytes.NewReader(data))
+	case "image/gif":
+		c, err = gif.DecodeConfig(bytes.NewReader(data))
+	case "image/webp":
+		return webpSize(data)
+	default:
+		err = fmt.Errorf("no decoder for %s", ct)
+	}
+	return c.Width, c.Height, err
+}
+
+var errNotWebP = errors.New("not a WebP header")
+
+// webpSize reads the canvas size from the first chunk of a WebP file
+// (RFC 9649): the key frame header of a lossy image (VP8), the header of a
+// lossless one (VP8L), or the extended header (VP8X) that animations and
+// images with alpha or metadata start with.
+func webpSize(b []byte) (int, int, error) {
+	if len(b) < 30 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WEBP" {
+		return 0, 0, errNotWebP
+	}
+	d := b[20:30]
+	switch string(b[12:16]) {
+	case "VP8 ":
+		// A 3-byte frame tag whose lowest bit is 0 on a key frame, the
+		// start code, then 14 bits of width and of height (the top 2 bits
+		// are scaling).
+		if d[0]&1 != 0 || d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a {
+			return 0, 0, errNotWebP
+		}
+		return int(binary.LittleEndian.Uint16(d[6:]) & 0x3fff), int(binary.LittleEndian.Uint16(d[8:]) & 0x3fff), nil
+	case "VP8L":
+		// The signature byte, then width - 1 and height - 1 in 14 bits each.
+		if d[0] != 0x2f {
+			return 0, 0, errNotWebP
+		}
+		v := binary.LittleEndian.Uint32(d[1:])
+		return int(v&0x3fff) + 1, int(v>>14&0x3fff) + 1, nil
+	case "VP8X":
+		// Flags and 3 reserved bytes, then canvas width - 1 and height - 1
+		// in 24 bits each.
+		w := int(d[4]) | int(d[5])<<8 | int(d[6])<<16
+		h := int(d[7]) | int(d[8])<<8 | int(d[9])<<16
+		return w + 1, h + 1, nil
+	}
+	return 0, 0, errNotWebP
+}
+
 const (
 	lockPropertyForPhoto = `SELECT 1 FROM properties WHERE website_id = $1 AND id = $2 FOR NO KEY UPDATE`
+	countPhotos          = `SELECT count(*) FROM property_photos WHERE website_id = $1 AND property_id = $2`
 	insertPhoto          = `INSERT INTO property_photos (id, website_id, property_id, content_type, image, sort_order)
 		SELECT $3::uuid, $1::bigint, $2::uuid, $4::text, $5::bytea, COALESCE(max(sort_order) + 1, 0)
 		FROM property_photos WHERE website_id = $1 AND property_id = $2
@@ -63,9 +188,10 @@ const (
 )
 
 // AddPhoto stores a photo of a property of the website, after every photo
-// it already has.
-func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []byte) (PhotoInfo, error) {
-	ct, err := PhotoContentType(data)
+// it already has. It refuses, with an *InvalidError for the field "photo",
+// what CheckPhoto refuses and a photo past l.PerProperty.
+func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []byte, l PhotoLimits) (PhotoInfo, error) {
+	ct, err := CheckPhoto(data, l)
 	if err != nil {
 		return PhotoInfo{}, err
 	}
@@ -76,7 +202,8 @@ func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []
 	info := PhotoInfo{ID: id, ContentType: ct, Size: len(data)}
 	err = s.Write(ctx, func(tx tenant.Tx) error {
 		// The lock makes concurrent uploads to one property take turns, so
-		// each sees the other's sort order.
+		// each sees the other's sort order, and counts the other's photo:
+		// two uploads cannot both take the last place.
 		var one int
 		err := tx.QueryRow(ctx, lockPropertyForPhoto, s.WebsiteID, propertyID).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -84,6 +211,15 @@ func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []
 		}
 		if err != nil {
 			return err
+		}
+		if l.PerProperty > 0 {
+			var n int
+			if err := tx.QueryRow(ctx, countPhotos, s.WebsiteID, propertyID).Scan(&n); err != nil {
+				return err
+			}
+			if err := l.Room(n, 1); err != nil {
+				return err
+			}
 		}
 		return tx.QueryRow(ctx, insertPhoto, s.WebsiteID, propertyID, id, ct, data).Scan(&info.SortOrder)
 	})

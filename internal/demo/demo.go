@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -138,6 +139,9 @@ func writeContent(ctx context.Context, s tenant.Scope, w registry.Website, o Opt
 	if d.err != nil {
 		return d.err
 	}
+	// The demo's photos pass the checks an editor's would.
+	def := config.DefaultSettings()
+	limits := content.PhotoLimits{PerProperty: def.PhotosPerProperty, MaxSide: def.PhotoMaxSide}
 	ids := make([]uuid.UUID, len(pl.properties))
 	for i, pp := range pl.properties {
 		p, err := content.CreateProperty(ctx, s, pp.in)
@@ -147,7 +151,7 @@ func writeContent(ctx context.Context, s tenant.Scope, w registry.Website, o Opt
 		ids[i] = p.ID
 		res.Properties++
 		for _, v := range pp.photos {
-			if _, err := content.AddPhoto(ctx, s, p.ID, d.set[pp.kind][v]); err != nil {
+			if _, err := content.AddPhoto(ctx, s, p.ID, d.set[pp.kind][v], limits); err != nil {
 				return err
 			}
 			res.Photos++

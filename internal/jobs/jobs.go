@@ -11,6 +11,10 @@
 // for move jobs that River thinks are running but whose move nobody claims:
 // their process died. It cancels the dead job and queues a new one, which
 // resumes the move from its journal.
+//
+// The leader also runs the periodic purge of expired sessions (site admin
+// and platform) and expired throttle counts, so one process does it however
+// many run.
 package jobs
 
 import (
@@ -25,9 +29,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/propertywebbuilder/pwb/internal/account"
 	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // MoveQueue is the River queue of move jobs.
@@ -47,6 +53,9 @@ type Options struct {
 	// StaleAfter is how long a move job must have been running, unclaimed,
 	// before it counts as dead. Default 5s.
 	StaleAfter time.Duration
+	// PurgeEvery is how often the leader deletes expired sessions and
+	// throttle counts. Default 10 minutes.
+	PurgeEvery time.Duration
 }
 
 // Queue inserts and, with Options.Work, runs move jobs.
@@ -92,6 +101,7 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &moveWorker{q: q})
 		river.AddWorker(workers, &watchWorker{q: q})
+		river.AddWorker(workers, &purgeWorker{q: q})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 2},
@@ -100,6 +110,12 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(
 			river.PeriodicInterval(cmpOr(opt.WatchEvery, 5*time.Second)),
 			func() (river.JobArgs, *river.InsertOpts) { return WatchArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true},
+		), river.NewPeriodicJob(
+			river.PeriodicInterval(cmpOr(opt.PurgeEvery, 10*time.Minute)),
+			func() (river.JobArgs, *river.InsertOpts) { return PurgeArgs{}, nil },
+			// On start too, so that expired rows do not wait out a full
+			// interval after every deploy.
 			&river.PeriodicJobOpts{RunOnStart: true},
 		)}
 	}
@@ -414,4 +430,62 @@ func (q *Queue) requeue(ctx context.Context, jobID, moveID int64) (bool, error) 
 		q.log.Warn("move job's process died after its move ended; cancelled", "move", moveID, "dead_job", jobID)
 	}
 	return done, nil
+}
+
+// PurgeArgs is the periodic job that deletes expired sessions and throttle
+// counts.
+type PurgeArgs struct{}
+
+// Kind names purge jobs in River's tables.
+func (PurgeArgs) Kind() string { return "purge_expired" }
+
+// InsertOpts: a failed purge is not retried, since the next one comes
+// within an interval and deletes the same rows; retries would only pile up
+// behind it while primary is in trouble.
+func (PurgeArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
+
+type purgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	q *Queue
+}
+
+func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
+	_, err := w.q.PurgeExpired(ctx)
+	return err
+}
+
+// Purged is how many expired rows PurgeExpired deleted, by table.
+type Purged struct {
+	Sessions, PlatformSessions, Throttles int64
+}
+
+// PurgeExpired deletes expired site-admin sessions, platform sessions and
+// throttle counts on primary. Each is already ignored once expired; this
+// only keeps the tables small. Each table is purged in its own statement,
+// so one that fails does not keep the others from being purged.
+func (q *Queue) PurgeExpired(ctx context.Context) (Purged, error) {
+	var p Purged
+	var errs []error
+	var err error
+	if p.Sessions, err = account.DeleteExpiredSessions(ctx, q.primary); err != nil {
+		errs = append(errs, err)
+	}
+	if p.PlatformSessions, err = account.DeleteExpiredPlatformSessions(ctx, q.primary); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Throttles, err = throttle.DeleteExpired(ctx, q.primary); err != nil {
+		errs = append(errs, err)
+	}
+	err = errors.Join(errs...)
+	attrs := []any{"sessions", p.Sessions, "platform_sessions", p.PlatformSessions, "throttles", p.Throttles}
+	switch {
+	case err != nil:
+		q.log.Error("purging expired rows", append(attrs, "error", err)...)
+	case p == Purged{}:
+		// Every ten minutes on a quiet platform: not worth a line at info.
+		q.log.Debug("purged expired rows", attrs...)
+	default:
+		q.log.Info("purged expired rows", attrs...)
+	}
+	return p, err
 }

@@ -29,6 +29,10 @@ func sumTable(ctx context.Context, pool *pgxpool.Pool, table string, cols []stri
 			SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'`); err != nil {
 			return err
 		}
+		// A big tenant's table takes longer than a web request may.
+		if err := liftStatementTimeout(ctx, tx); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(('x' || left(md5(ROW(`+columnList(cols)+`)::text), 16))::bit(64)::bigint::numeric), 0)::text
 			FROM `+ident(table)+` WHERE website_id = $1`, websiteID).Scan(&s.Rows, &s.Checksum)
 	})

@@ -451,11 +451,24 @@ func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *
 		return 0, 0, err
 	}
 	defer s.Release()
+	// The source's COPY gets a read-only transaction only to lift the
+	// statement timeout in it.
+	stx, err := s.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer stx.Rollback(context.WithoutCancel(ctx))
+	if err := liftStatementTimeout(ctx, stx); err != nil {
+		return 0, 0, err
+	}
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := liftStatementTimeout(ctx, tx); err != nil {
+		return 0, 0, err
+	}
 	if _, err := tx.Exec(ctx, "DELETE FROM "+ident(t.Name)+" WHERE website_id = $1", mv.WebsiteID); err != nil {
 		return 0, 0, fmt.Errorf("removing rows left by an earlier attempt: %w", err)
 	}
@@ -490,6 +503,19 @@ func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *
 		return 0, 0, err
 	}
 	return n, counter.bytes, nil
+}
+
+// liftStatementTimeout lets the rest of tx run as long as it needs: pwb
+// serve starts its sessions with a statement_timeout meant for web requests
+// (shard.WithStatementTimeout), and it runs moves too, whose copies, scans
+// and deletes of a big tenant take far longer. SET LOCAL ends with tx, so the
+// connection goes back to the pool with the timeout in place, and it holds
+// through a transaction pooler.
+func liftStatementTimeout(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		return fmt.Errorf("lifting the statement timeout: %w", err)
+	}
+	return nil
 }
 
 // verify compares every table's count and checksum on both sides, reading
@@ -604,12 +630,19 @@ func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, pha
 	for i := len(mv.Tables) - 1; i >= 0; i-- {
 		t := mv.Tables[i]
 		for {
-			tag, err := pool.Exec(ctx, "DELETE FROM "+ident(t.Name)+" WHERE id IN (SELECT id FROM "+ident(t.Name)+
-				" WHERE website_id = $1 LIMIT $2)", mv.WebsiteID, m.opt.DeleteBatch)
+			var n int64
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				if err := liftStatementTimeout(ctx, tx); err != nil {
+					return err
+				}
+				tag, err := tx.Exec(ctx, "DELETE FROM "+ident(t.Name)+" WHERE id IN (SELECT id FROM "+ident(t.Name)+
+					" WHERE website_id = $1 LIMIT $2)", mv.WebsiteID, m.opt.DeleteBatch)
+				n = tag.RowsAffected()
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("deleting rows of %s: %w", t.Name, err)
 			}
-			n := tag.RowsAffected()
 			if n == 0 {
 				if journal { // exact even if a crash fell between a batch and its record
 					if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET rows_deleted = rows_total

@@ -215,10 +215,16 @@ func columnList(cols []string) string {
 
 func ident(table string) string { return pgx.Identifier{table}.Sanitize() }
 
-// size counts a tenant's rows in a table and their size on disk.
+// size counts a tenant's rows in a table and their size on disk. It reads
+// every row, as a copy does, so it lifts the statement timeout too.
 func size(ctx context.Context, q *pgxpool.Pool, table string, websiteID int64) (rows, bytes int64, err error) {
-	err = q.QueryRow(ctx, "SELECT count(*), COALESCE(sum(pg_column_size(t.*)), 0)::bigint FROM "+ident(table)+
-		" t WHERE website_id = $1", websiteID).Scan(&rows, &bytes)
+	err = pgx.BeginTxFunc(ctx, q, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := liftStatementTimeout(ctx, tx); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, "SELECT count(*), COALESCE(sum(pg_column_size(t.*)), 0)::bigint FROM "+ident(table)+
+			" t WHERE website_id = $1", websiteID).Scan(&rows, &bytes)
+	})
 	if err != nil {
 		err = fmt.Errorf("counting rows of %s: %w", table, err)
 	}
@@ -234,11 +240,24 @@ func collisions(ctx context.Context, src, dst *pgxpool.Pool, table string, websi
 		return 0, "", err
 	}
 	defer s.Release()
+	// The source's COPY gets a read-only transaction only to lift the
+	// statement timeout in it.
+	stx, err := s.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, "", err
+	}
+	defer stx.Rollback(context.WithoutCancel(ctx))
+	if err := liftStatementTimeout(ctx, stx); err != nil {
+		return 0, "", err
+	}
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return 0, "", err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := liftStatementTimeout(ctx, tx); err != nil {
+		return 0, "", err
+	}
 	if _, err := tx.Exec(ctx, "CREATE TEMPORARY TABLE pwb_move_ids (id uuid) ON COMMIT DROP"); err != nil {
 		return 0, "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,12 +37,33 @@ const DefaultIdleTimeout = 5 * time.Minute
 // checkout_timeout is not set (Rails' default).
 const DefaultCheckoutTimeout = 5 * time.Second
 
+// pingAfterIdle is how long a pooled connection may sit unused before it is
+// pinged when taken out (pgx's own default, kept explicit): a connection
+// used a moment ago is trusted, one idle longer may have lost its server or
+// the network path to it.
+const pingAfterIdle = time.Second
+
+// pingTimeout bounds that liveness ping. Without it the ping runs on the
+// request's own time, and a connection the network has silently dropped
+// would use all of it; with it, a dead connection costs this much before
+// the pool tries the next or dials a new one. A ping is one round trip.
+const pingTimeout = 250 * time.Millisecond
+
+// keepAlive is the TCP keepalive of every connection to a shard: a
+// connection whose peer vanished without a FIN (a host gone, a NAT entry
+// dropped) is found dead after about Idle + Count*Interval (30 s) of
+// silence rather than Go's default of 2.5 minutes, whoever waits on it. A
+// stopped server process still has a kernel that answers the probes: that
+// case is the request deadlines' and the ping timeout's to handle.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
 // Set is the process's one pool per shard, opened on first use, and the
 // process's connection budget across them (max_connections_total).
 type Set struct {
-	cfg            *config.Config
-	connectTimeout time.Duration
-	budget         *budget // nil without max_connections_total
+	cfg              *config.Config
+	connectTimeout   time.Duration
+	statementTimeout time.Duration // 0: the server's own setting
+	budget           *budget       // nil without max_connections_total
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -56,6 +78,14 @@ type Option func(*Set)
 // set connect_timeout itself. A web server sets it low so that a tenant whose
 // shard is down gets its 503 page quickly.
 func WithConnectTimeout(d time.Duration) Option { return func(s *Set) { s.connectTimeout = d } }
+
+// WithStatementTimeout starts every session with statement_timeout d, so the
+// server itself ends a statement that runs past it even when its client
+// has stopped watching (a web server's requests have deadlines of their
+// own; this is the backstop). Work that may take longer, such as a move's
+// copy, lifts it for its own transaction with SET LOCAL. Entries reached
+// through a transaction pooler do not get it (see Pool).
+func WithStatementTimeout(d time.Duration) Option { return func(s *Set) { s.statementTimeout = d } }
 
 // NewSet returns a Set for cfg. No connection is made until a pool is used.
 func NewSet(cfg *config.Config, opts ...Option) *Set {
@@ -125,6 +155,14 @@ func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
 	if !strings.Contains(sh.ConnString(), "connect_timeout") {
 		pc.ConnConfig.ConnectTimeout = s.connectTimeout
 	}
+	// PgBouncer refuses a start-up parameter it does not know with an
+	// error, and statement_timeout is not one it knows, so an entry behind a
+	// transaction pooler (advisory_locks or prepared_statements false) goes
+	// without; its pooler or server settings must bound statements.
+	pooled := sh.ThroughPooler() || sh.PreparedStatements != nil && !*sh.PreparedStatements
+	if _, given := pc.ConnConfig.RuntimeParams["statement_timeout"]; s.statementTimeout > 0 && !pooled && !given {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(s.statementTimeout.Milliseconds(), 10)
+	}
 	if s.budget != nil {
 		// Whatever copies this configuration (a listener, a mover's claim)
 		// dials through the budget too.
@@ -179,6 +217,22 @@ func PoolConfig(sh config.Shard) (*pgxpool.Config, error) {
 	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pwb"
+	}
+	// The connect timeout bounds the dial through its context.
+	dialer := &net.Dialer{KeepAliveConfig: keepAlive}
+	pc.ConnConfig.DialFunc = dialer.DialContext
+	pc.PingTimeout = pingTimeout
+	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return p.IdleDuration > pingAfterIdle }
+	pc.BeforeClose = func(c *pgx.Conn) {
+		// Already closed means pgx gave up on it (a failed ping, a query
+		// past its deadline). pgx still says goodbye on the socket in the
+		// background, waiting up to 15 s for a peer that may be gone, and
+		// the pool keeps the connection's place taken until then: closing
+		// the socket now ends that wait, so a new connection can take the
+		// place sooner.
+		if c.IsClosed() {
+			_ = c.PgConn().Conn().Close()
+		}
 	}
 	return pc, nil
 }

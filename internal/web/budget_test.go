@@ -28,10 +28,11 @@ import (
 // budgetPlatform serves n shards, one tenant on each, through a web server
 // whose shard set has the config's connection settings.
 type budgetPlatform struct {
-	many  *pgtest.ManyShards
-	set   *shard.Set
-	http  *httptest.Server
-	sites []registry.Website
+	many    *pgtest.ManyShards
+	set     *shard.Set
+	http    *httptest.Server
+	metrics *httptest.Server // the metrics handler, served apart as pwb serve does
+	sites   []registry.Website
 }
 
 func newBudgetPlatform(t *testing.T, n int, o pgtest.ConfigOptions) *budgetPlatform {
@@ -86,12 +87,15 @@ func serveBudget(t testing.TB, many *pgtest.ManyShards, sites []registry.Website
 	}
 	t.Cleanup(cache.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(Options{Shards: set, Registry: cache, Logger: log, Metrics: metrics.New(set, cache, log)})
+	m := metrics.New(set, cache, log)
+	srv, err := New(Options{Shards: set, Registry: cache, Logger: log, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.http = httptest.NewServer(srv)
 	t.Cleanup(p.http.Close)
+	p.metrics = httptest.NewServer(m.Handler())
+	t.Cleanup(p.metrics.Close)
 	return p
 }
 
@@ -292,7 +296,7 @@ func TestConnectionBudget_WaitBecomes503(t *testing.T) {
 		t.Errorf("budget used %d, peak %d; the cap is 2", b.Used, b.Peak)
 	}
 	// /metrics shows the cap, what is open, and that connections waited.
-	res, err := client.Get(p.http.URL + "/metrics")
+	res, err := client.Get(p.metrics.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -22,6 +23,12 @@ type requestInfo struct {
 	Tenant  string
 	Shard   string
 	Route   string // the pattern of the route that served it
+	// Client is the client's address: the connection's far end, or what a
+	// trusted proxy forwarded.
+	Client netip.Addr
+	// ViaProxy says the request came through a trusted proxy, so its
+	// X-Forwarded-For and X-Website-Slug headers are honoured.
+	ViaProxy bool
 }
 
 func requestFrom(ctx context.Context) *requestInfo {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 func TestMain(m *testing.M) {
@@ -43,13 +45,25 @@ type platform struct {
 	http    *httptest.Server
 	client  *http.Client
 	log     *logBuffer
+	metrics *metrics.Metrics
 }
 
 type platformOptions struct {
-	shards  int
-	limiter *account.Limiter
-	quiet   bool // discard the server log (benchmarks)
-	jobs    bool // run a job queue, so the platform admin can move tenants
+	shards int
+	// signIn, if set, is the per-account sign-in rule (the per-address
+	// rule keeps its default).
+	signIn throttle.Rule
+	// signInAddress, if set, is the per-address sign-in rule.
+	signInAddress throttle.Rule
+	// enquiries, if set, is the enquiry rule.
+	enquiries throttle.Rule
+	// trusted are the trusted proxies (default none: the test client is a
+	// stranger, as every client is by default).
+	trusted []netip.Prefix
+	// platformDomains, if set, replaces the default platform domains.
+	platformDomains []string
+	quiet           bool // discard the server log (benchmarks)
+	jobs            bool // run a job queue, so the platform admin can move tenants
 }
 
 func newPlatform(t testing.TB, o platformOptions) *platform {
@@ -75,9 +89,11 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 	if o.jobs {
 		queue = startQueue(t, set, log)
 	}
+	m := metrics.New(set, cache, log)
 	srv, err := New(Options{
-		Shards: set, Registry: cache, LoginLimiter: o.limiter, Logger: log,
-		Metrics: metrics.New(set, cache, log), Jobs: queue,
+		Shards: set, Registry: cache, SignInAccount: o.signIn, SignInAddress: o.signInAddress, Enquiries: o.enquiries,
+		TrustedProxies: o.trusted, PlatformDomains: o.platformDomains, Logger: log,
+		Metrics: m, Jobs: queue,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +104,7 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &platform{t: t, cluster: c, set: set, primary: primary, cache: cache, server: srv, http: hs, client: client, log: logs}
+	return &platform{t: t, cluster: c, set: set, primary: primary, cache: cache, server: srv, http: hs, client: client, log: logs, metrics: m}
 }
 
 // startQueue runs a job queue that works moves (with no clean-up delay) on

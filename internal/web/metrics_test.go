@@ -2,6 +2,9 @@ package web
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,9 +78,19 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
-	res := p.get("localhost", "/metrics")
-	wantStatus(t, res, 200)
-	text := res.Body
+	// /metrics is only on the handler served on its own listener.
+	ms := httptest.NewServer(p.metrics.Handler())
+	defer ms.Close()
+	mres, err := http.Get(ms.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	if mres.StatusCode != http.StatusOK {
+		t.Fatalf("metrics listener: status %d", mres.StatusCode)
+	}
+	text := string(body)
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -105,5 +118,11 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, ok := metricValue(t, text, "pwb_move_rows", `tenant="moved"`); ok {
 		t.Error("a finished move should not be reported as in progress")
+	}
+	// It names tenants, so it is on no host of the public handler.
+	for _, host := range []string{"localhost", "acme.localhost", "nobody.example", "127.0.0.1", "[::1]:3000"} {
+		if r := p.get(host, "/metrics"); r.StatusCode != http.StatusNotFound || strings.Contains(r.Body, "pwb_") {
+			t.Errorf("/metrics on the public handler for host %s: status %d", host, r.StatusCode)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
 )
@@ -47,6 +46,8 @@ func (s *Server) platformAdminRoutes(mux *http.ServeMux) {
 	a("POST /admin/moves/{id}/resume", s.opsResume)
 	a("POST /admin/moves/{id}/abort", s.opsAbort)
 	a("GET /admin/audit", s.opsAudit)
+	a("GET /admin/sign-in-locks", s.opsLocks)
+	a("POST /admin/sign-in-locks/clear", s.opsClearLock)
 	a("/admin/", notFound)
 }
 
@@ -126,9 +127,10 @@ func (s *Server) renderOpsMsg(w http.ResponseWriter, r *http.Request, status int
 }
 
 var opsFlashes = map[string]string{
-	"queued":  "The move is queued; its progress shows below.",
-	"resumed": "The move is queued to resume.",
-	"aborted": "The abort is queued; the tenant becomes active on its old shard first.",
+	"queued":   "The move is queued; its progress shows below.",
+	"resumed":  "The move is queued to resume.",
+	"aborted":  "The abort is queued; the tenant becomes active on its old shard first.",
+	"unlocked": "The lock is cleared: sign-ins are let through again.",
 }
 
 func opsFlash(r *http.Request) string { return opsFlashes[r.URL.Query().Get("done")] }
@@ -163,28 +165,36 @@ func (s *Server) renderOpsLogin(w http.ResponseWriter, r *http.Request, status i
 	return s.pages.render(w, status, "ops/login", v)
 }
 
-// opsLimiterKey counts failed platform sign-ins by client address, apart
-// from every tenant's.
-func opsLimiterKey(r *http.Request) string { return "platform|" + clientHost(r) }
-
 func (s *Server) opsLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r, maxSmallForm); err != nil {
 		return err
 	}
 	d := loginData{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeOpsNext(r.PostForm.Get("next"))}
-	key := opsLimiterKey(r)
-	if ok, wait := s.limiter.Allowed(key, time.Now()); !ok {
-		return s.renderOpsLogin(w, r, http.StatusTooManyRequests, d, tooManySignIns(w, wait))
-	}
-	u, err := account.AuthenticatePlatform(r.Context(), s.accounts, r.PostForm.Get("email"), r.PostForm.Get("password"))
-	if errors.Is(err, account.ErrBadCredentials) {
-		s.limiter.Failed(key, time.Now())
-		return s.renderOpsLogin(w, r, http.StatusUnauthorized, d, "Wrong email or password.")
-	}
+	attempt, refused, err := s.countSignIn(w, r, d.Email, 0, "")
 	if err != nil {
 		return err
 	}
-	s.limiter.Succeeded(key)
+	if refused != "" {
+		return s.renderOpsLogin(w, r, http.StatusTooManyRequests, d, refused)
+	}
+	u, err := account.AuthenticatePlatform(r.Context(), s.accounts, r.PostForm.Get("email"), r.PostForm.Get("password"))
+	switch {
+	case errors.Is(err, account.ErrBadCredentials):
+		return s.renderOpsLogin(w, r, http.StatusUnauthorized, d, "Wrong email or password.")
+	case errors.Is(err, account.ErrNotSuperAdmin):
+		// The password was right: its attempt is given back, and no
+		// session is opened for an account that could use none.
+		if err := s.succeeded(r.Context(), attempt); err != nil {
+			return err
+		}
+		return s.renderOpsLogin(w, r, http.StatusForbidden, d,
+			"This account cannot open the platform admin: it needs the super-admin role. To manage a website, sign in to its site admin.")
+	case err != nil:
+		return err
+	}
+	if err := s.succeeded(r.Context(), attempt); err != nil {
+		return err
+	}
 	if old, err := r.Cookie(opsCookie); err == nil {
 		if err := account.DeletePlatformSession(r.Context(), s.accounts, old.Value); err != nil {
 			return err

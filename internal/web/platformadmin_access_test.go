@@ -23,6 +23,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // ---- helpers of the platform admin access tests (prefixed pa) ----
@@ -57,6 +58,8 @@ func paRoutes(tenantID, moveID int64) []paRoute {
 		{http.MethodPost, "/admin/moves/" + m + "/resume", "POST /admin/moves/{id}/resume", url.Values{}},
 		{http.MethodPost, "/admin/moves/" + m + "/abort", "POST /admin/moves/{id}/abort", url.Values{"confirm": {"yes"}}},
 		{http.MethodGet, "/admin/audit?page=2", "GET /admin/audit", nil},
+		{http.MethodGet, "/admin/sign-in-locks", "GET /admin/sign-in-locks", nil},
+		{http.MethodPost, "/admin/sign-in-locks/clear", "POST /admin/sign-in-locks/clear", url.Values{"kind": {"sign_in_account"}, "subject": {"locked@example.com"}}},
 		{http.MethodGet, "/admin/no-such-page", "/admin/", nil},
 		{http.MethodPost, "/admin/no-such-page", "/admin/", url.Values{}},
 	}
@@ -161,10 +164,10 @@ func paCookie(r response) *http.Cookie {
 }
 
 // paState is what an admin action could change on primary: the journal,
-// the move jobs and the registry.
+// the move jobs, the registry and the sign-in counts and locks.
 type paState struct {
-	Moves, Jobs       int64
-	Journal, Registry string
+	Moves, Jobs                  int64
+	Journal, Registry, Throttles string
 }
 
 func paSnapshot(t *testing.T, p *platform) paState {
@@ -174,8 +177,10 @@ func paSnapshot(t *testing.T, p *platform) paState {
 		(SELECT count(*) FROM moves),
 		(SELECT count(*) FROM river_job WHERE kind = 'move'),
 		(SELECT COALESCE(string_agg(concat_ws(':', id, website_id, state, source_shard, target_shard, updated_at, target_cleared), ',' ORDER BY id), '') FROM moves),
-		(SELECT COALESCE(string_agg(row_to_json(w)::text, ',' ORDER BY id), '') FROM websites w)`).
-		Scan(&s.Moves, &s.Jobs, &s.Journal, &s.Registry)
+		(SELECT COALESCE(string_agg(row_to_json(w)::text, ',' ORDER BY id), '') FROM websites w),
+		(SELECT COALESCE(string_agg(concat_ws(':', kind, subject, locked_until), ',' ORDER BY kind, subject), '')
+			FROM throttles WHERE locked_until IS NOT NULL)`).
+		Scan(&s.Moves, &s.Jobs, &s.Journal, &s.Registry, &s.Throttles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +198,9 @@ func paWantUnchanged(t *testing.T, p *platform, what string, before paState) {
 	}
 	if after.Registry != before.Registry {
 		t.Errorf("%s: the registry changed:\n%s\n→\n%s", what, before.Registry, after.Registry)
+	}
+	if after.Throttles != before.Throttles {
+		t.Errorf("%s: the sign-in locks changed:\n%s\n→\n%s", what, before.Throttles, after.Throttles)
 	}
 }
 
@@ -379,11 +387,36 @@ func TestOps_AccessControl(t *testing.T) {
 			paWantAnonymous(t, "site-admin token as the platform cookie", rt, paSend(p, rt, account.CSRFToken(site.Value), nil, asPlatform))
 		}
 
-		// The same email and password sign in at /admin/login, and get a
-		// session that opens nothing.
-		ops, opsCSRF := p.opsLogin(email, password)
+		// The same email and password at /admin/login are refused with a
+		// clear answer, and open no platform session.
+		var sessions int
+		countSessions := func() int {
+			if err := p.primary.QueryRow(ctx, "SELECT count(*) FROM platform_sessions").Scan(&sessions); err != nil {
+				t.Fatal(err)
+			}
+			return sessions
+		}
+		n := countSessions()
+		r := p.postForm("localhost", "/admin/login", url.Values{"email": {email}, "password": {password}})
+		paWantStatus(t, "site admin signing in at /admin", r, http.StatusForbidden, "cannot open the platform admin", "sign in to its site admin")
+		if c := paCookie(r); c != nil {
+			t.Errorf("a site admin signing in at /admin got a cookie: %v", c)
+		}
+		if got := countSessions(); got != n {
+			t.Errorf("a site admin signing in at /admin made %d platform session rows", got-n)
+		}
+		// A platform session of theirs, had one been made, opens nothing.
+		u, err := account.FindUserByEmail(ctx, p.primary, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := account.CreatePlatformSession(ctx, p.primary, u.ID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops, opsCSRF := &http.Cookie{Name: opsCookie, Value: token}, account.CSRFToken(token)
 		for _, rt := range routes {
-			paWantForbidden(t, "site admin signed in at /admin", rt, paSend(p, rt, opsCSRF, nil, ops))
+			paWantForbidden(t, "site admin with a platform session", rt, paSend(p, rt, opsCSRF, nil, ops))
 			if rt.method == http.MethodPost {
 				paWantForbidden(t, "site admin, token in the header", rt,
 					paSend(p, rt, "", http.Header{opsCSRFHeader: {opsCSRF}}, ops))
@@ -392,7 +425,7 @@ func TestOps_AccessControl(t *testing.T) {
 		// The sign-in page does not send them on either.
 		paWantStatus(t, "sign-in page", p.get("localhost", "/admin/login", ops), http.StatusOK, `name="password"`)
 		// Nor does the platform session open their site admin.
-		r := p.get("acme.localhost", "/site_admin", &http.Cookie{Name: sessionCookie, Value: ops.Value})
+		r = p.get("acme.localhost", "/site_admin", &http.Cookie{Name: sessionCookie, Value: ops.Value})
 		if loc := r.Header.Get("Location"); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/site_admin/login") {
 			t.Errorf("platform token as the site-admin cookie: status %d to %q, want sent to sign in", r.StatusCode, loc)
 		}
@@ -490,9 +523,13 @@ func TestOps_AccessControl(t *testing.T) {
 				}
 			}
 		}
-		// The tenant header makes a request on the platform host a tenant's.
+		// The tenant header of a client that is no trusted proxy is
+		// ignored (with one, it makes the request a tenant's: see
+		// TestTrustedProxies).
 		r := paDo(p, http.MethodGet, "localhost", "/admin", nil, http.Header{"X-Website-Slug": {"acme"}}, cookie)
-		paWantStatus(t, "with X-Website-Slug", r, http.StatusNotFound)
+		paWantStatus(t, "with X-Website-Slug", r, http.StatusOK)
+		// An IP address is no platform host unless configured as one.
+		paWantStatus(t, "on 127.0.0.1", paDo(p, http.MethodGet, "127.0.0.1", "/admin", nil, nil, cookie), http.StatusNotFound)
 		// The platform's other domain is the platform.
 		wantStatus(t, p.get("pwb.localhost", "/admin", cookie), http.StatusOK)
 		paWantUnchanged(t, p, "requests on a tenant's host", before)
@@ -511,8 +548,8 @@ func TestOps_AccessControl(t *testing.T) {
 				actions = append(actions, rt)
 			}
 		}
-		if len(actions) != 3 {
-			t.Fatalf("want the migrate, resume and abort actions; have %v", actions)
+		if len(actions) != 4 {
+			t.Fatalf("want the migrate, resume, abort and clear-lock actions; have %v", actions)
 		}
 		const refused = "security token is missing or out of date"
 		for _, rt := range actions {
@@ -723,7 +760,7 @@ func TestOps_AccessControl(t *testing.T) {
 // from every tenant's.
 func TestOps_AccessSignIn(t *testing.T) {
 	t.Parallel()
-	p := newPlatform(t, platformOptions{limiter: account.NewLimiter(3, time.Minute)})
+	p := newPlatform(t, platformOptions{signIn: throttle.Rule{Limit: 3, Window: time.Hour, Lock: time.Minute, MaxLock: time.Hour}})
 	ctx := context.Background()
 	acme := p.tenant("acme", shard.Default)
 	if _, err := account.CreateSuperAdmin(ctx, p.primary, "ops@example.com", paPassword); err != nil {
@@ -815,7 +852,8 @@ func TestOps_AccessSignIn(t *testing.T) {
 		if got := sessions(); got != n {
 			t.Errorf("%d platform sessions, want still %d", got, n)
 		}
-		// A success forgets the failures (two of the three allowed).
+		// A success takes back its own attempt only: the failure above
+		// still counts for ops@example.com.
 		wantStatus(t, signIn(url.Values{"email": {"ops@example.com"}, "password": {paPassword}}), http.StatusSeeOther)
 	})
 
@@ -855,16 +893,17 @@ func TestOps_AccessSignIn(t *testing.T) {
 
 	t.Run("too many failures are refused for a while, apart from the tenants' sign-ins", func(t *testing.T) {
 		n := sessions()
-		for i := range 3 {
+		// One failure is counted already; two more reach the limit of 3.
+		for i := range 2 {
 			r := signIn(url.Values{"email": {"ops@example.com"}, "password": {"guess " + strconv.Itoa(i)}})
-			paWantStatus(t, "failure "+strconv.Itoa(i+1), r, http.StatusUnauthorized, "Wrong email or password.")
+			paWantStatus(t, "failure "+strconv.Itoa(i+2), r, http.StatusUnauthorized, "Wrong email or password.")
 		}
 		// The right password is refused now too, without being checked.
 		r := signIn(url.Values{"email": {"ops@example.com"}, "password": {paPassword}})
-		paWantStatus(t, "after 3 failures", r, http.StatusTooManyRequests, "Too many failed sign-ins", "1 minute")
+		paWantStatus(t, "after 3 failures", r, http.StatusTooManyRequests, "Too many sign-in attempts for this account", "1 minute")
 		secs, err := strconv.Atoi(r.Header.Get("Retry-After"))
-		if err != nil || secs < 1 || secs > 60 {
-			t.Errorf("Retry-After %q, want 1-60 seconds", r.Header.Get("Retry-After"))
+		if err != nil || secs < 55 || secs > 60 {
+			t.Errorf("Retry-After %q, want about a minute", r.Header.Get("Retry-After"))
 		}
 		if c := paCookie(r); c != nil {
 			t.Errorf("a rate-limited sign-in set a cookie: %v", c)

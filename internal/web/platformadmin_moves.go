@@ -238,7 +238,10 @@ func (s *Server) opsMoveEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	ctx := r.Context()
+	// Set up within the request's deadline; from here the stream lasts,
+	// and each read of the journal has a deadline of its own, so a hung
+	// primary costs a tick a "problem" event, never a hung stream.
+	ctx := streamContext(r)
 	stop := time.Now().Add(10 * time.Minute)
 	var last []byte
 	tick := time.NewTicker(eventsEvery)
@@ -266,13 +269,19 @@ func (s *Server) opsMoveEvents(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-tick.C:
 		}
-		if m, err = mover.Get(ctx, s.accounts, m.ID); err != nil {
+		rctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+		next, err := mover.Get(rctx, s.accounts, m.ID)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// The move as last read stays on the page.
 			fmt.Fprintf(w, "event: problem\ndata: %q\n\n", "The journal could not be read; retrying.")
 			rc.Flush()
+			continue
 		}
+		m = next
 	}
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,8 +17,26 @@ import (
 )
 
 // opsTimeout bounds each shard's answer on admin pages, so a page with a
-// shard down renders within it.
-const opsTimeout = 2 * time.Second
+// shard down or hung still renders, its card red, within the request's own
+// deadline (see opsWithin).
+const opsTimeout = time.Second
+
+// opsMargin is what an admin page keeps of its request's time, after asking
+// the shards, for its queries on primary and its rendering.
+const opsMargin = 300 * time.Millisecond
+
+// opsWithin is how long each shard may take to answer for a request with
+// context ctx: opsTimeout, or less when the request's deadline is nearer
+// (a page that asks the shards twice, or a shorter request_timeout).
+func opsWithin(ctx context.Context) time.Duration {
+	d := opsTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)-opsMargin)
+	}
+	// Rounded, since pages show it ("no answer within 1s"); never 0, which
+	// the ops functions would take as their own default.
+	return max(d.Truncate(10*time.Millisecond), 10*time.Millisecond)
+}
 
 // ---- dashboard ----
 
@@ -27,7 +46,7 @@ type opsDashboardData struct {
 }
 
 func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
-	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsTimeout)}
+	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsWithin(r.Context()))}
 	moves, err := mover.List(r.Context(), s.accounts, 0)
 	if err != nil {
 		return err
@@ -43,7 +62,7 @@ func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
 // opsShardCards is the dashboard's cards and totals alone, which the page
 // fetches every few seconds to refresh itself.
 func (s *Server) opsShardCards(w http.ResponseWriter, r *http.Request) error {
-	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsTimeout)}
+	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsWithin(r.Context()))}
 	return s.pages.renderFragment(w, "ops/dashboard", "shard_overview", d)
 }
 
@@ -142,7 +161,7 @@ func (s *Server) opsTenants(w http.ResponseWriter, r *http.Request) error {
 		d.Shards = append(d.Shards, n)
 	}
 	slices.Sort(d.Shards)
-	counts, failed := ops.PropertyCounts(r.Context(), s.shards, matched, opsTimeout)
+	counts, failed := ops.PropertyCounts(r.Context(), s.shards, matched, opsWithin(r.Context()))
 	d.Failed = failed
 	rows := make([]opsTenantRow, len(matched))
 	for i, t := range matched {
@@ -195,7 +214,7 @@ func (s *Server) opsWebsite(r *http.Request) (registry.Website, error) {
 func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData, error) {
 	d := opsTenantData{Website: w}
 	var err error
-	if d.Tables, err = ops.TableCounts(r.Context(), s.shards, w, opsTimeout); err != nil {
+	if d.Tables, err = ops.TableCounts(r.Context(), s.shards, w, opsWithin(r.Context())); err != nil {
 		d.TablesErr = err.Error()
 	}
 	var bytes int64
@@ -217,7 +236,7 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 	}
 	d.CanMigrate = s.jobs != nil && d.Current == nil && w.Status == registry.StatusActive
 	if d.CanMigrate {
-		d.Targets = ops.ReachableTargets(r.Context(), s.shards, w.ShardName, opsTimeout)
+		d.Targets = ops.ReachableTargets(r.Context(), s.shards, w.ShardName, opsWithin(r.Context()))
 	}
 	return d, nil
 }

@@ -3,12 +3,14 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // maxPublicForm bounds an enquiry or contact form: a message is at most a few
@@ -237,13 +239,11 @@ func (s *Server) propertyEnquiry(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e.PropertyID = &p.ID
-	if _, err := content.SubmitEnquiry(r.Context(), sc, e); err != nil {
-		var invalid *content.InvalidError
-		if errors.As(err, &invalid) {
-			return s.renderPublic(w, r, http.StatusUnprocessableEntity, "public/property", view{
-				Title: p.Title, Data: propertyData{Property: p, Enquiry: e},
-				Error: "Your enquiry was not sent. Please correct the form.", Fields: invalid.Fields})
-		}
+	again := func(status int, msg string, fields fieldErr) error {
+		return s.renderPublic(w, r, status, "public/property", view{
+			Title: p.Title, Data: propertyData{Property: p, Enquiry: e}, Error: msg, Fields: fields})
+	}
+	if sent, err := s.sendEnquiry(w, r, e, again); !sent || err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/properties/"+url.PathEscape(p.Slug)+"?sent=1#enquiry", http.StatusSeeOther)
@@ -265,6 +265,39 @@ func readEnquiry(w http.ResponseWriter, r *http.Request) (content.Enquiry, error
 	}, nil
 }
 
+// sendEnquiry checks e, counts it against the client's enquiries to this
+// website, and saves it. When the form has a mistake or the limit is
+// reached, it is not saved: sendEnquiry draws the form again with what the
+// visitor typed (through again) and reports sent false.
+func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.Enquiry,
+	again func(status int, msg string, fields fieldErr) error) (sent bool, err error) {
+	st := siteFrom(r.Context())
+	const correct = "Your message was not sent. Please correct the form."
+	// Checked before it is counted: a form with a mistake costs nothing.
+	if err := e.Validate(); err != nil {
+		return false, again(http.StatusUnprocessableEntity, correct, invalidFields(err))
+	}
+	key := throttle.Key{Kind: throttle.Enquiry, WebsiteID: st.Website.ID, Subject: throttle.AddressSubject(requestFrom(r.Context()).Client)}
+	d, err := throttle.Take(r.Context(), s.accounts, throttle.Counted{Key: key, Rule: s.enquiries})
+	if err != nil {
+		return false, err
+	}
+	if !d.Allowed {
+		secs := max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return false, again(http.StatusTooManyRequests,
+			"You have sent several messages in a short time, so this one has not been sent yet. "+
+				"Your text is kept below: please send it again in "+waitText(secs)+", or contact the agency by phone or email.", nil)
+	}
+	if _, err := content.SubmitEnquiry(r.Context(), st.Scope, e); err != nil {
+		if fields := invalidFields(err); fields != nil {
+			return false, again(http.StatusUnprocessableEntity, correct, fields)
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 func (s *Server) contact(w http.ResponseWriter, r *http.Request) error {
 	v := view{Title: "Contact us", Data: content.Enquiry{}}
 	if r.URL.Query().Get("sent") == "1" {
@@ -278,13 +311,10 @@ func (s *Server) contactSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := content.SubmitEnquiry(r.Context(), siteFrom(r.Context()).Scope, e); err != nil {
-		var invalid *content.InvalidError
-		if errors.As(err, &invalid) {
-			return s.renderPublic(w, r, http.StatusUnprocessableEntity, "public/contact", view{
-				Title: "Contact us", Data: e,
-				Error: "Your message was not sent. Please correct the form.", Fields: invalid.Fields})
-		}
+	again := func(status int, msg string, fields fieldErr) error {
+		return s.renderPublic(w, r, status, "public/contact", view{Title: "Contact us", Data: e, Error: msg, Fields: fields})
+	}
+	if sent, err := s.sendEnquiry(w, r, e, again); !sent || err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/contact?sent=1", http.StatusSeeOther)

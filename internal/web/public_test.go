@@ -82,7 +82,7 @@ func TestPublic_HomeSearchPropertyPagesAndPhotos(t *testing.T) {
 		in.Features = []string{"Terrace", "Lift"}
 		in.Description = "Light on three sides.\nQuiet street."
 	})
-	if _, err := content.AddPhoto(ctx, sc, star.ID, pngBytes(t, color.RGBA{200, 20, 20, 255})); err != nil {
+	if _, err := content.AddPhoto(ctx, sc, star.ID, pngBytes(t, color.RGBA{200, 20, 20, 255}), p.server.photos); err != nil {
 		t.Fatal(err)
 	}
 	rental := listing(t, sc, "Studio to let", func(in *content.PropertyInput) {
@@ -91,7 +91,7 @@ func TestPublic_HomeSearchPropertyPagesAndPhotos(t *testing.T) {
 		in.Bedrooms, in.PropertyType = 0, "Studio"
 	})
 	hidden := listing(t, sc, "Secret draft listing", func(in *content.PropertyInput) { in.Visible = false })
-	hiddenPhoto, err := content.AddPhoto(ctx, sc, hidden.ID, pngBytes(t, color.Black))
+	hiddenPhoto, err := content.AddPhoto(ctx, sc, hidden.ID, pngBytes(t, color.Black), p.server.photos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestPublic_TenantsCannotReachEachOthersRows(t *testing.T) {
 		host string
 	}{{"bravo", p.scope(b), "bravo.localhost"}, {"charlie", p.scope(c), "charlie.localhost"}} {
 		prop := listing(t, victim.sc, "Home of "+victim.w, nil)
-		photo, err := content.AddPhoto(ctx, victim.sc, prop.ID, pngBytes(t, color.White))
+		photo, err := content.AddPhoto(ctx, victim.sc, prop.ID, pngBytes(t, color.White), p.server.photos)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,15 +6,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// DefaultPlatformDomains are the platform's own domains when
-// PWB_PLATFORM_DOMAINS is not set. Browsers resolve *.localhost to loopback,
-// so tenant sites work locally with no DNS set-up.
+// DefaultPlatformDomains are the platform's own domains when the
+// platform_domains setting is not given. Browsers resolve *.localhost to
+// loopback, so tenant sites work locally with no DNS set-up.
 var DefaultPlatformDomains = []string{"localhost", "pwb.localhost"}
 
 // hostName returns the lower-case host name of a Host header without its port,
@@ -93,7 +94,12 @@ func (s *Server) lookup(ctx context.Context, host, slug string) (w registry.Webs
 		return w, false, notFoundAsNoSite(err)
 	}
 	if isIP(host) {
-		return w, true, nil
+		// An address is the platform's only when configured as one of
+		// its hosts: anyone can reach a server by its address.
+		if a, err := netip.ParseAddr(host); err == nil && slices.Contains(s.platformDomains, a.Unmap().String()) {
+			return w, true, nil
+		}
+		return w, false, errNoSuchSite
 	}
 	for _, d := range s.platformDomains {
 		if host == d {
@@ -129,6 +135,12 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 				"The Host header of this request is not a valid host name."))
 			return
 		}
+		ri := requestFrom(r.Context())
+		if ri.ViaProxy {
+			// A trusted proxy may name the tenant by header, so what is
+			// answered depends on it for any cache between.
+			w.Header().Add("Vary", "X-Website-Slug")
+		}
 		ws, isPlatform, err := s.lookup(r.Context(), host, r.Header.Get("X-Website-Slug"))
 		switch {
 		case errors.Is(err, errNoSuchSite):
@@ -142,7 +154,6 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 			platform.ServeHTTP(w, r)
 			return
 		}
-		ri := requestFrom(r.Context())
 		ri.Website, ri.Tenant, ri.Shard = ws.ID, ws.Subdomain, ws.ShardName
 		if ws.Status == registry.StatusMaintenance {
 			s.fail(w, r, errorPage(http.StatusServiceUnavailable, "Down for maintenance",

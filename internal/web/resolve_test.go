@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -42,12 +43,13 @@ func TestHostName(t *testing.T) {
 	}
 }
 
-// Resolution follows DESIGN section 3: the X-Website-Slug header, then a
-// custom domain (with or without www.), then the label before a platform
-// domain; the bare platform host is the platform's own site.
+// Resolution: the X-Website-Slug header (from a trusted proxy; the test
+// client is one here), then a custom domain (with or without www.), then the
+// label before a platform domain; the bare platform host is the platform's
+// own site, and an IP address is nobody's unless configured.
 func TestResolve_FindsTheTenantByHeaderSubdomainAndCustomDomain(t *testing.T) {
 	t.Parallel()
-	p := newPlatform(t, platformOptions{shards: 1})
+	p := newPlatform(t, platformOptions{shards: 1, trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	ctx := context.Background()
 	acme := p.tenant("acme", shard.Default)
 	prem, err := registry.Create(ctx, p.primary, registry.New{Subdomain: "prestige", Name: "Prestige Estates",
@@ -72,7 +74,7 @@ func TestResolve_FindsTheTenantByHeaderSubdomainAndCustomDomain(t *testing.T) {
 		{"acme.localhost", "prestige", 200, prem.Name},
 		{"localhost", "", 200, "Websites for estate agents"},
 		{"pwb.localhost", "", 200, "Websites for estate agents"},
-		{"127.0.0.1", "", 200, "Websites for estate agents"},
+		{"127.0.0.1", "", 404, "There is no website at 127.0.0.1"},
 		{"nobody.localhost", "", 404, "There is no website at nobody.localhost"},
 		{"unknown-domain.example", "", 404, "There is no website at unknown-domain.example"},
 		{"localhost", "nobody", 404, "There is no website"},

@@ -1,42 +1,61 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // Options is what a Server is built from.
 type Options struct {
 	Shards   *shard.Set
 	Registry *registry.Cache
-	// PlatformDomains are the platform's own domains; tenants live on their
-	// subdomains. Default DefaultPlatformDomains.
+	// PlatformDomains are the platform's own hosts; tenants live on their
+	// subdomains, and the platform admin answers only on the hosts
+	// themselves (an IP address too, only when listed). Default
+	// DefaultPlatformDomains.
 	PlatformDomains []string
-	Logger          *slog.Logger
+	// TrustedProxies are the networks whose requests may name the client
+	// with X-Forwarded-For and the tenant with X-Website-Slug. Default none.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// SessionTTL is how long a site-admin login lasts. Default 12 hours.
 	SessionTTL time.Duration
 	// SecureCookies marks session cookies Secure; set it when served over
 	// HTTPS.
 	SecureCookies bool
-	// LoginLimiter bounds failed logins per tenant and client address.
-	// Default: 10 per 15 minutes.
-	LoginLimiter *account.Limiter
-	// Metrics, if set, counts every request and is served at /metrics.
+	// SignInAccount and SignInAddress limit sign-in attempts per account
+	// and per client address, counted on primary. Defaults as in
+	// config.DefaultSettings.
+	SignInAccount, SignInAddress throttle.Rule
+	// Enquiries limits enquiries per client address per website.
+	Enquiries throttle.Rule
+	// RequestTimeout bounds a request's database work; past it the request
+	// is answered 503. Default 1.5 s.
+	RequestTimeout time.Duration
+	// Photos bounds the photos of a property. Defaults as in
+	// config.DefaultSettings.
+	Photos content.PhotoLimits
+	// Metrics, if set, counts every request. It is served apart from this
+	// handler (Metrics.Handler), never on the public listener.
 	Metrics *metrics.Metrics
 	// Jobs queues the moves the platform admin starts. Without it the
 	// admin shows moves but cannot start, resume or abort them.
@@ -47,13 +66,18 @@ type Options struct {
 type Server struct {
 	shards          *shard.Set
 	registry        *registry.Cache
-	accounts        *pgxpool.Pool // primary: users, memberships and sessions only
+	accounts        *pgxpool.Pool // primary: users, memberships, sessions and sign-in counts
 	platformDomains []string
+	trustedProxies  []netip.Prefix
 	log             *slog.Logger
 	pages           *renderer
 	sessionTTL      time.Duration
 	secureCookies   bool
-	limiter         *account.Limiter
+	signInAccount   throttle.Rule
+	signInAddress   throttle.Rule
+	enquiries       throttle.Rule
+	requestTimeout  time.Duration
+	photos          content.PhotoLimits
 	metrics         *metrics.Metrics
 	jobs            *jobs.Queue
 	handler         http.Handler
@@ -77,19 +101,28 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s := &Server{
-		shards:        o.Shards,
-		registry:      o.Registry,
-		accounts:      primary,
-		log:           o.Logger,
-		pages:         pages,
-		sessionTTL:    o.SessionTTL,
-		secureCookies: o.SecureCookies,
-		limiter:       o.LoginLimiter,
-		metrics:       o.Metrics,
-		jobs:          o.Jobs,
+		shards:         o.Shards,
+		registry:       o.Registry,
+		accounts:       primary,
+		log:            o.Logger,
+		pages:          pages,
+		trustedProxies: o.TrustedProxies,
+		sessionTTL:     o.SessionTTL,
+		secureCookies:  o.SecureCookies,
+		signInAccount:  o.SignInAccount,
+		signInAddress:  o.SignInAddress,
+		enquiries:      o.Enquiries,
+		requestTimeout: cmp.Or(o.RequestTimeout, config.DefaultSettings().RequestTimeout),
+		photos:         o.Photos,
+		metrics:        o.Metrics,
+		jobs:           o.Jobs,
 	}
 	for _, d := range o.PlatformDomains {
-		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if a, err := netip.ParseAddr(strings.Trim(d, "[]")); err == nil {
+			d = a.Unmap().String()
+		}
+		if d != "" {
 			s.platformDomains = append(s.platformDomains, d)
 		}
 	}
@@ -104,12 +137,37 @@ func New(o Options) (*Server, error) {
 	if s.sessionTTL == 0 {
 		s.sessionTTL = 12 * time.Hour
 	}
-	if s.limiter == nil {
-		s.limiter = account.NewLimiter(10, 15*time.Minute)
+	def := config.DefaultSettings()
+	s.signInAccount = orRule(s.signInAccount, def.SignInAccount)
+	s.signInAddress = orRule(s.signInAddress, def.SignInAddress)
+	s.enquiries = orRule(s.enquiries, def.Enquiries)
+	for _, r := range []throttle.Rule{s.signInAccount, s.signInAddress, s.enquiries} {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+	}
+	if s.photos.PerProperty <= 0 {
+		s.photos.PerProperty = def.PhotosPerProperty
+	}
+	if s.photos.MaxSide <= 0 {
+		s.photos.MaxSide = def.PhotoMaxSide
 	}
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
+}
+
+// orRule is r, or the rule of limit l when r is the zero Rule.
+func orRule(r throttle.Rule, l config.Limit) throttle.Rule {
+	if r != (throttle.Rule{}) {
+		return r
+	}
+	return RuleOf(l)
+}
+
+// RuleOf is the throttle rule of a configured limit.
+func RuleOf(l config.Limit) throttle.Rule {
+	return throttle.Rule{Limit: l.Max, Window: l.Window, Lock: l.Lock, MaxLock: l.MaxLock}
 }
 
 // CloseStreams ends every long-lived response (server-sent events), for a
@@ -134,7 +192,7 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 // routes chains the middlewares explicitly, outermost first.
 func (s *Server) routes() http.Handler {
 	static, _ := fs.Sub(staticFS, "static")
-	staticHandler := http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static)))
+	staticHandler := http.StripPrefix("/static/", cacheFor(24*time.Hour, s.staticFiles(static)))
 
 	platform := http.NewServeMux()
 	platform.Handle("GET /{$}", s.handle(s.platformHome))
@@ -157,15 +215,14 @@ func (s *Server) routes() http.Handler {
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	outer.HandleFunc("GET /readyz", s.readyz)
-	if s.metrics != nil {
-		outer.Handle("GET /metrics", s.metrics.Handler())
-	}
 	// The stylesheet is the same on every host and needs no tenant, so error
 	// pages of unknown hosts and of tenants that are down are styled too.
 	outer.Handle("GET /static/", staticHandler)
 	outer.Handle("/", csrf.Handler(s.resolveTenant(platform, tenantSite)))
 
-	return recoverPanics(s.log)(requestID(accessLog(s.log, s.metrics)(outer)))
+	// /metrics is not here: it names tenants, so it is served on its own
+	// listener (Metrics.Handler), never on the public one.
+	return noSniff(recoverPanics(s.log)(requestID(s.clientAddress(accessLog(s.log, s.metrics)(s.limitBody(s.withDeadline(outer)))))))
 }
 
 func notFound(http.ResponseWriter, *http.Request) error {
@@ -180,10 +237,15 @@ func cacheFor(d time.Duration, h http.Handler) http.Handler {
 	})
 }
 
+// readyzTimeout bounds readyz's ping of primary, well inside the two seconds
+// a load balancer's probe is typically given, so a hung primary is reported
+// as not ready rather than as a probe that timed out.
+const readyzTimeout = time.Second
+
 // readyz says whether this process can serve: primary answers and the
 // registry listener is up.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
 	if err := s.accounts.Ping(ctx); err != nil {
 		http.Error(w, "primary unreachable", http.StatusServiceUnavailable)

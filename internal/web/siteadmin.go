@@ -3,15 +3,11 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -213,50 +209,29 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	return s.pages.render(w, status, "admin/login", v)
 }
 
-// limiterKey is what failed sign-ins are counted by: the website and the
-// client's address. Only the connection's address is trusted; a header a
-// client sets could name a new address for every guess.
-func limiterKey(r *http.Request) string {
-	return strconv.FormatInt(siteFrom(r.Context()).Website.ID, 10) + "|" + clientHost(r)
-}
-
-// clientHost is the address of the connection's far end, without its port.
-func clientHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return host
-}
-
-// tooManySignIns sets Retry-After for a sign-in refused by the limiter for
-// wait, and returns what the form says.
-func tooManySignIns(w http.ResponseWriter, wait time.Duration) string {
-	secs := int(math.Ceil(wait.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-	mins := max((secs+59)/60, 1)
-	return fmt.Sprintf("Too many failed sign-ins from your address. Please try again in %d minute%s.", mins, plural(mins))
-}
-
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	st := siteFrom(r.Context())
 	if err := parseForm(w, r, maxSmallForm); err != nil {
 		return err
 	}
 	d := loginData{Email: strings.TrimSpace(r.PostForm.Get("email")), Next: safeNext(r.PostForm.Get("next"))}
-	key := limiterKey(r)
-	if ok, wait := s.limiter.Allowed(key, time.Now()); !ok {
-		return s.renderLogin(w, r, http.StatusTooManyRequests, d, tooManySignIns(w, wait))
+	attempt, refused, err := s.countSignIn(w, r, d.Email, st.Website.ID, st.Website.Subdomain)
+	if err != nil {
+		return err
+	}
+	if refused != "" {
+		return s.renderLogin(w, r, http.StatusTooManyRequests, d, refused)
 	}
 	m, err := account.Authenticate(r.Context(), s.accounts, st.Website.ID, r.PostForm.Get("email"), r.PostForm.Get("password"))
 	if errors.Is(err, account.ErrBadCredentials) {
-		s.limiter.Failed(key, time.Now())
 		return s.renderLogin(w, r, http.StatusUnauthorized, d, "Wrong email or password.")
 	}
 	if err != nil {
 		return err
 	}
-	s.limiter.Succeeded(key)
+	if err := s.succeeded(r.Context(), attempt); err != nil {
+		return err
+	}
 	// A new token on every sign-in: a token planted before it (session
 	// fixation) is ended, never promoted.
 	if old, err := r.Cookie(sessionCookie); err == nil {

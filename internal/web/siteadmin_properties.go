@@ -185,9 +185,10 @@ type upload struct {
 }
 
 // readPhotos reads and checks every photo of the form's "photos" field before
-// anything is stored, so one bad file refuses the whole form. A file input
-// left empty sends a part with no name and no bytes; it is skipped.
-func readPhotos(r *http.Request) ([]upload, string) {
+// anything is stored, so one bad file refuses the whole form, and so does one
+// file too many for a property that has have photos. A file input left empty
+// sends a part with no name and no bytes; it is skipped.
+func readPhotos(r *http.Request, limits content.PhotoLimits, have int) ([]upload, string) {
 	if r.MultipartForm == nil {
 		return nil, ""
 	}
@@ -200,6 +201,9 @@ func readPhotos(r *http.Request) ([]upload, string) {
 	}
 	if len(files) > maxPhotosPerUpload {
 		return nil, fmt.Sprintf("Upload at most %d photos at a time.", maxPhotosPerUpload)
+	}
+	if m := invalidFields(limits.Room(have, len(files)))["photo"]; m != "" {
+		return nil, m
 	}
 	var out []upload
 	for _, fh := range files {
@@ -214,10 +218,11 @@ func readPhotos(r *http.Request) ([]upload, string) {
 		if err != nil {
 			return nil, name + ": the file could not be read."
 		}
-		if _, err := content.PhotoContentType(data); err != nil {
+		if _, err := content.CheckPhoto(data, limits); err != nil {
 			msg := "the file is not an image."
 			if m := invalidFields(err)["photo"]; m != "" {
-				msg = m
+				// It follows the file's name: "big.png: the photo is ...".
+				msg = strings.ToLower(m[:1]) + m[1:]
 			}
 			return nil, name + ": " + msg
 		}
@@ -259,9 +264,10 @@ func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 	if err := parseUpload(w, r); err != nil {
 		return err
 	}
+	r = s.bodyRead(r)
 	defer cleanupUpload(r)
 	f, in, fields := readPropertyForm(r)
-	photos, photoProblem := readPhotos(r)
+	photos, photoProblem := readPhotos(r, s.photos, 0)
 	if photoProblem != "" {
 		fields["photos"] = photoProblem
 	}
@@ -278,13 +284,13 @@ func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 		return s.propertyRefused(w, r, d, err)
 	}
 	for _, ph := range photos {
-		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data); err != nil {
+		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos); err != nil {
 			// Every photo was checked, so this is the database failing. Take
 			// the half-made property back rather than leave it without the
 			// photos the editor sent.
-			if derr := content.DeleteProperty(context.WithoutCancel(r.Context()), sc, p.ID); derr != nil {
-				err = errors.Join(err, derr)
-			}
+			s.undoLater(r, "taking back a property whose photos were not saved", func(ctx context.Context) error {
+				return content.DeleteProperty(ctx, sc, p.ID)
+			})
 			return err
 		}
 	}
@@ -330,6 +336,7 @@ func (s *Server) updateProperty(w http.ResponseWriter, r *http.Request) error {
 	if err := parseUpload(w, r); err != nil {
 		return err
 	}
+	r = s.bodyRead(r)
 	defer cleanupUpload(r)
 	f, in, fields := readPropertyForm(r)
 	d := propertyFormData{Form: f, Property: &p}
@@ -362,8 +369,9 @@ func (s *Server) uploadPhotos(w http.ResponseWriter, r *http.Request) error {
 	if err := parseUpload(w, r); err != nil {
 		return err
 	}
+	r = s.bodyRead(r)
 	defer cleanupUpload(r)
-	photos, problem := readPhotos(r)
+	photos, problem := readPhotos(r, s.photos, len(p.Photos))
 	if problem == "" && len(photos) == 0 {
 		problem = "Choose a photo to upload."
 	}
@@ -372,7 +380,7 @@ func (s *Server) uploadPhotos(w http.ResponseWriter, r *http.Request) error {
 			propertyFormData{Form: formOf(p), Property: &p}, fieldErr{"photos": problem}, "No photo was added. "+problem)
 	}
 	for _, ph := range photos {
-		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data); err != nil {
+		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos); err != nil {
 			return err
 		}
 	}

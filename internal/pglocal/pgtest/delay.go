@@ -14,6 +14,18 @@ import (
 // costs. It returns the proxy's port; it closes when the test ends.
 func DelayProxy(t testing.TB, target string, oneWay time.Duration) int {
 	t.Helper()
+	return forward(t, target, func(client, server net.Conn) {
+		go delayedCopy(server, client, oneWay)
+		go delayedCopy(client, server, oneWay)
+	})
+}
+
+// forward listens on a loopback port, dials target for every connection
+// accepted, and hands both ends to pair, which forwards between them. The
+// listener and every connection close when the test ends. It returns the
+// port.
+func forward(t testing.TB, target string, pair func(client, server net.Conn)) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +54,7 @@ func DelayProxy(t testing.TB, target string, oneWay time.Duration) int {
 			mu.Lock()
 			conns = append(conns, client, server)
 			mu.Unlock()
-			go delayedCopy(server, client, oneWay)
-			go delayedCopy(client, server, oneWay)
+			pair(client, server)
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port
