@@ -193,7 +193,16 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 	return &claim{conn: conn, tx: tx}, nil
 }
 
-func (c *claim) release() { c.conn.Close(context.Background()) }
+// release ends the claim. The rollback returns once the server has let the
+// lock go, so whoever looks next (a resume, the watcher's Claimed) finds the
+// move free; closing alone would free it only when the server gets round to
+// ending the session.
+func (c *claim) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.tx.Rollback(ctx) // on failure, closing the connection frees the lock
+	c.conn.Close(ctx)
+}
 
 // Claimed reports whether some process is running move id right now. A move
 // that is unfinished, not failed and unclaimed was left by a process that
