@@ -113,34 +113,12 @@ func (l *hangLoad) run(who, host string, pause time.Duration, next func(n int) (
 }
 
 func (l *hangLoad) do(host, method, path string, form url.Values) hangRequest {
-	r := hangRequest{method: method, path: path}
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	t := sendTimed(l.client, l.base, host, method, path, form)
+	r := hangRequest{method: method, path: path, start: t.start, end: t.end, err: t.err, status: t.status}
+	if t.header != nil {
+		r.retryAfter, r.location = t.header.Get("Retry-After"), t.header.Get("Location")
 	}
-	req, err := http.NewRequest(method, l.base+path, body)
-	if err != nil {
-		r.err = err
-		return r
-	}
-	req.Host = host
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	r.start = time.Now()
-	res, err := l.client.Do(req)
-	if err != nil {
-		r.end, r.err = time.Now(), err
-		return r
-	}
-	b, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	r.end = time.Now()
-	if err != nil {
-		r.err = fmt.Errorf("reading the response: %w", err)
-	}
-	r.status, r.retryAfter, r.location = res.StatusCode, res.Header.Get("Retry-After"), res.Header.Get("Location")
-	r.saidSent = strings.Contains(string(b), "has been sent")
+	r.saidSent = strings.Contains(string(t.body), "has been sent")
 	return r
 }
 

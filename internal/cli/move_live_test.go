@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -157,34 +156,12 @@ func (l *liveLoad) stop() []liveRequest {
 }
 
 func (l *liveLoad) do(method, path string, form url.Values) liveRequest {
-	r := liveRequest{path: path}
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	t := sendTimed(l.client, l.base, l.host, method, path, form)
+	r := liveRequest{path: path, start: t.start, end: t.end, err: t.err, status: t.status}
+	if t.header != nil {
+		r.location, r.retryAfter = t.header.Get("Location"), t.header.Get("Retry-After")
 	}
-	req, err := http.NewRequest(method, l.base+path, body)
-	if err != nil {
-		r.err = err
-		return r
-	}
-	req.Host = l.host
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	r.start = time.Now()
-	res, err := l.client.Do(req)
-	if err != nil {
-		r.end, r.err = time.Now(), err
-		return r
-	}
-	b, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	r.end = time.Now()
-	r.status, r.location, r.retryAfter = res.StatusCode, res.Header.Get("Location"), res.Header.Get("Retry-After")
-	if err != nil {
-		r.err = fmt.Errorf("reading the response: %w", err)
-	}
-	r.named = bytes.Contains(b, []byte(l.name))
+	r.named = bytes.Contains(t.body, []byte(l.name))
 	return r
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -71,6 +72,49 @@ func (p *serveProcess) request(t *testing.T, method, host, path string, form url
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// timed is one request of a load test: when it was sent, when its whole
+// answer had arrived, and the answer.
+type timed struct {
+	start, end time.Time
+	status     int
+	header     http.Header
+	body       []byte
+	err        error // the request could not be sent, or its answer read
+}
+
+// sendTimed sends method path to host at base through client, with form as
+// a url-encoded body when not nil, and times it.
+func sendTimed(client *http.Client, base, host, method, path string, form url.Values) timed {
+	var r timed
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	req.Host = host
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	r.start = time.Now()
+	res, err := client.Do(req)
+	if err != nil {
+		r.end, r.err = time.Now(), err
+		return r
+	}
+	r.body, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	r.end = time.Now()
+	if err != nil {
+		r.err = fmt.Errorf("reading the response: %w", err)
+	}
+	r.status, r.header = res.StatusCode, res.Header
+	return r
 }
 
 // within polls every process until each passes check, failing after limit.
