@@ -331,7 +331,9 @@ func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Prop
 	}
 	var p Property
 	// A concurrent create may take the chosen slug between choosing and
-	// inserting it; choosing again sees it.
+	// inserting it; choosing again sees it. Each lost race means another
+	// create of the same title has committed, so n creates at once need at
+	// most n attempts: the bound is for many more than an editor makes.
 	for attempt := 1; ; attempt++ {
 		err = s.Write(ctx, func(tx tenant.Tx) error {
 			slug, err := uniquePropertySlug(ctx, tx, s.WebsiteID, base)
@@ -348,7 +350,7 @@ func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Prop
 			p, err = loadProperty(ctx, tx, s.WebsiteID, selectPropertyByID, id)
 			return err
 		})
-		if code, constraint := pgError(err); code == uniqueViolation && constraint == propertySlugKey && attempt < 5 {
+		if code, constraint := pgError(err); code == uniqueViolation && constraint == propertySlugKey && attempt < 20 {
 			continue
 		}
 		break
