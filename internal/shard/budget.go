@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"sync"
@@ -126,13 +127,27 @@ func (b *budget) dialer(shard string, dial pgconn.DialFunc) pgconn.DialFunc {
 	}
 }
 
-// budgetConn gives its slot back when it is closed.
+// budgetConn gives its slot back when it is closed, once the server has
+// let the connection go.
 type budgetConn struct {
 	net.Conn
 	give func()
 }
 
+// serverGoneWait bounds how long a closing connection waits for the server
+// to end its side; a server that does not answer is not waited on longer.
+const serverGoneWait = 250 * time.Millisecond
+
+// Close waits, briefly, for the server to close its end before giving the
+// slot back. pgx has sent its goodbye (Terminate) by now, and a backend
+// closes its socket only when it has gone from pg_stat_activity: freeing
+// the slot at once would let a new connection start while the old backend
+// is still there, and the servers would briefly see more than the cap.
 func (c *budgetConn) Close() error {
+	if tc, ok := c.Conn.(*net.TCPConn); ok && tc.CloseWrite() == nil {
+		_ = tc.SetReadDeadline(time.Now().Add(serverGoneWait))
+		_, _ = io.Copy(io.Discard, tc)
+	}
 	err := c.Conn.Close()
 	c.give()
 	return err

@@ -113,15 +113,26 @@ func (p *budgetPlatform) get(client *http.Client, site registry.Website, path st
 }
 
 // serverConnections counts the connections the pwb code under test holds
-// to each server (application_name pwb), read from pg_stat_activity.
+// to each server (application_name pwb), read from pg_stat_activity. The
+// servers are asked at the same moment: asked one after the other, a
+// connection closed on the first and another opened on the second between
+// the two reads would both be counted.
 func serverConnections(ctx context.Context, conns []*pgx.Conn) (int, error) {
+	counts := make([]int, len(conns))
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			errs[i] = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pwb'").Scan(&counts[i])
+		})
+	}
+	wg.Wait()
 	total := 0
-	for _, c := range conns {
-		var n int
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pwb'").Scan(&n); err != nil {
-			return 0, err
+	for i := range conns {
+		if errs[i] != nil {
+			return 0, errs[i]
 		}
-		total += n
+		total += counts[i]
 	}
 	return total, nil
 }
