@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +21,24 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 )
 
+// freePorts finds n free ports for servers whose ports are written into a
+// configuration before they start. They are taken below the kernel's range
+// of ephemeral ports (32768 and up on Linux), from which every other test's
+// servers and clients get theirs, so none of those can take one in between.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatal("no free port found from 20000 to 32767")
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		port := 20000 + rand.IntN(12768)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil || slices.Contains(ports, port) {
+			continue
+		}
+		l.Close()
+		ports = append(ports, port)
 	}
 	return ports
 }
