@@ -65,6 +65,8 @@ type Limit struct {
 // environment says otherwise.
 func DefaultSettings() Settings {
 	return Settings{
+		// Browsers resolve *.localhost to loopback, so tenant sites work
+		// locally with no DNS set-up.
 		PlatformDomains: []string{"localhost", "pwb.localhost"},
 		MetricsAddr:     "127.0.0.1:9394",
 		RequestTimeout:  1500 * time.Millisecond,

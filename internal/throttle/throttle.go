@@ -175,15 +175,16 @@ func Take(ctx context.Context, db Querier, keys ...Counted) (Decision, error) {
 	slices.SortFunc(keys, func(a, b Counted) int { return compareKeys(a.Key, b.Key) })
 	keys = slices.CompactFunc(keys, func(a, b Counted) bool { return a.Key == b.Key })
 	n := len(keys)
-	kinds, ids, subjects := make([]string, n), make([]int64, n), make([]string, n)
 	lims, wins, lcks, maxLcks := make([]int32, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	rules := map[Key]Rule{}
+	plain := make([]Key, n)
 	for i, k := range keys {
-		kinds[i], ids[i], subjects[i] = k.Kind, k.WebsiteID, k.Subject
+		plain[i] = k.Key
 		lims[i], wins[i] = int32(k.Rule.Limit), k.Rule.Window.Microseconds()
 		lcks[i], maxLcks[i] = k.Rule.Lock.Microseconds(), k.Rule.MaxLock.Microseconds()
 		rules[k.Key] = k.Rule
 	}
+	kinds, ids, subjects := keyArrays(plain)
 	if _, err := db.Exec(ctx, ensureRows, kinds, ids, subjects); err != nil {
 		return Decision{}, fmt.Errorf("counting an attempt: %w", err)
 	}
@@ -262,13 +263,22 @@ func cmpString(a, b string) int {
 // succeeded gives back its own attempt and nothing else, so it never clears
 // what other attempts (another account's, a guesser's) have counted.
 func Refund(ctx context.Context, q Querier, keys ...Key) error {
-	for _, k := range keys {
-		if _, err := q.Exec(ctx, `UPDATE throttles SET count = greatest(count - 1, 0)
-			WHERE kind = $1 AND website_id = $2 AND subject = $3`, k.Kind, k.WebsiteID, k.Subject); err != nil {
-			return fmt.Errorf("refunding an attempt: %w", err)
-		}
+	kinds, ids, subjects := keyArrays(keys)
+	if _, err := q.Exec(ctx, `UPDATE throttles t SET count = greatest(t.count - 1, 0)
+		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k (kind, website_id, subject)
+		WHERE t.kind = k.kind AND t.website_id = k.website_id AND t.subject = k.subject`, kinds, ids, subjects); err != nil {
+		return fmt.Errorf("refunding an attempt: %w", err)
 	}
 	return nil
+}
+
+// keyArrays spreads keys over three arrays, the form the statements take
+// them in.
+func keyArrays(keys []Key) (kinds []string, ids []int64, subjects []string) {
+	for _, k := range keys {
+		kinds, ids, subjects = append(kinds, k.Kind), append(ids, k.WebsiteID), append(subjects, k.Subject)
+	}
+	return kinds, ids, subjects
 }
 
 // Locks lists the subjects of kinds that are locked now, the longest lock

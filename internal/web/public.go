@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -283,11 +282,10 @@ func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.E
 		return false, err
 	}
 	if !d.Allowed {
-		secs := max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		wait := waitText(setRetryAfter(w, d.RetryAfter))
 		return false, again(http.StatusTooManyRequests,
 			"You have sent several messages in a short time, so this one has not been sent yet. "+
-				"Your text is kept below: please send it again in "+waitText(secs)+", or contact the agency by phone or email.", nil)
+				"Your text is kept below: please send it again in "+wait+", or contact the agency by phone or email.", nil)
 	}
 	if _, err := content.SubmitEnquiry(r.Context(), st.Scope, e); err != nil {
 		if fields := invalidFields(err); fields != nil {

@@ -13,11 +13,6 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// DefaultPlatformDomains are the platform's own domains when the
-// platform_domains setting is not given. Browsers resolve *.localhost to
-// loopback, so tenant sites work locally with no DNS set-up.
-var DefaultPlatformDomains = []string{"localhost", "pwb.localhost"}
-
 // hostName returns the lower-case host name of a Host header without its port,
 // or false when the header is not a host name or IP address.
 func hostName(hostport string) (string, bool) {

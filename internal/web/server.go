@@ -30,8 +30,8 @@ type Options struct {
 	Registry *registry.Cache
 	// PlatformDomains are the platform's own hosts; tenants live on their
 	// subdomains, and the platform admin answers only on the hosts
-	// themselves (an IP address too, only when listed). Default
-	// DefaultPlatformDomains.
+	// themselves (an IP address too, only when listed). Default as in
+	// config.DefaultSettings.
 	PlatformDomains []string
 	// TrustedProxies are the networks whose requests may name the client
 	// with X-Forwarded-For and the tenant with X-Website-Slug. Default none.
@@ -127,7 +127,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	if len(s.platformDomains) == 0 {
-		s.platformDomains = DefaultPlatformDomains
+		s.platformDomains = config.DefaultSettings().PlatformDomains
 	}
 	// Longest first, so pwb.localhost wins over localhost.
 	slices.SortStableFunc(s.platformDomains, func(a, b string) int { return len(b) - len(a) })

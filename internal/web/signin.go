@@ -89,14 +89,20 @@ func roundUp(d time.Duration) time.Duration {
 // tooManySignIns sets Retry-After for a refused sign-in and returns what
 // the form says.
 func tooManySignIns(w http.ResponseWriter, d throttle.Decision) string {
-	secs := max(int(math.Ceil(d.RetryAfter.Seconds())), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	wait := waitText(secs)
+	wait := waitText(setRetryAfter(w, d.RetryAfter))
 	if d.By.Kind == throttle.SignInAccount {
 		return "Too many sign-in attempts for this account. Please try again in " + wait +
 			". If this keeps happening, the platform's operators can clear the lock."
 	}
 	return "Too many failed sign-ins from your network address. Please try again in " + wait + "."
+}
+
+// setRetryAfter tells the client to wait d, in whole seconds (at least one),
+// and returns them.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) int {
+	secs := max(int(roundUp(d).Seconds()), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
 }
 
 // waitText says a wait of secs seconds in whole minutes, or seconds when
