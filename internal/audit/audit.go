@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
@@ -137,7 +137,7 @@ func (e Entry) ForWebsite(w registry.Website) Entry {
 // ForMove is the entry of action on move id, whose journal row is m, or
 // the zero Move when the journal has no such move: the tenant is then named
 // by the move.
-func ForMove(action string, id int64, m mover.Move) Entry {
+func ForMove(action string, id int64, m journal.Move) Entry {
 	e := Entry{Action: action, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target, MoveID: id}
 	if e.Tenant == "" {
 		e.Tenant = fmt.Sprintf("move %d", id)

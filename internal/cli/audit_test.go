@@ -142,26 +142,26 @@ func TestAudit_Migrate(t *testing.T) {
 	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg}
 
 	// Not operations: a dry run, a declined confirmation, wrong usage.
-	mustPWB(t, cfg, "sharding", "migrate", "audit-co", "shard_1", "--dry-run")
-	if r := pwbInput(env, "no\n", "sharding", "migrate", "audit-co", "shard_1"); r.code != ExitFailed {
+	mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co", "shard_1", "--dry-run")
+	if r := pwbInput(env, "no\n", "sharding", "migrate", "--mode", "freeze", "audit-co", "shard_1"); r.code != ExitFailed {
 		t.Errorf("declined migrate: %+v", r)
 	}
-	if r := pwb(t, cfg, "sharding", "migrate", "audit-co"); r.code != ExitUsage {
+	if r := pwb(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co"); r.code != ExitUsage {
 		t.Errorf("migrate with one argument: exit %d, want usage", r.code)
 	}
-	if r := pwb(t, cfg, "sharding", "migrate", "audit-co", "shard_1", "--yes", "--cleanup-delay", "-1s"); r.code != ExitUsage {
+	if r := pwb(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co", "shard_1", "--yes", "--cleanup-delay", "-1s"); r.code != ExitUsage {
 		t.Errorf("migrate with a negative --cleanup-delay: exit %d, want usage", r.code)
 	}
 	wantAudit(t, c)
 
 	// Refused by the pre-flight, with the shards as far as known.
-	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "nobody", "shard_1", "--yes"), "no such tenant")
-	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "audit-co", "default", "--yes"), "already on shard")
-	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "audit-co", "shard_7", "--yes"), "not configured")
+	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "--mode", "freeze", "nobody", "shard_1", "--yes"), "no such tenant")
+	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co", "default", "--yes"), "already on shard")
+	wantRefused(t, pwb(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co", "shard_7", "--yes"), "not configured")
 	// Done.
-	mustPWB(t, cfg, "sharding", "migrate", "audit-co", "shard_1", "--yes", "--cleanup-delay", "0s")
+	mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "audit-co", "shard_1", "--yes", "--cleanup-delay", "0s")
 	// Interrupted by Ctrl-C while copying: failed, with the move's id.
-	wantInterrupted(t, pwbInterrupted(t, cfg, "copying", "sharding", "migrate", "audit-co", "default", "--yes", "--cleanup-delay", "0s"),
+	wantInterrupted(t, pwbInterrupted(t, cfg, "copying", "sharding", "migrate", "--mode", "freeze", "audit-co", "default", "--yes", "--cleanup-delay", "0s"),
 		"move 2 failed while copying: interrupted", "finish it with `pwb sharding resume 2`")
 	if got := mvWhere(t, c, id); got != "shard_1 read_only" {
 		t.Errorf("after the interrupted move the tenant is %q, want read_only on shard_1", got)
@@ -185,10 +185,10 @@ func TestAudit_ResumeAndAbort(t *testing.T) {
 
 	// Move 1 stops after freezing and is resumed; move 2 stops after its
 	// copy and is aborted.
-	wantInterrupted(t, pwbInterrupted(t, cfg, "frozen", "sharding", "migrate", "resume-co", "shard_1", "--yes"), "move 1 failed")
+	wantInterrupted(t, pwbInterrupted(t, cfg, "frozen", "sharding", "migrate", "--mode", "freeze", "resume-co", "shard_1", "--yes"), "move 1 failed")
 	mustPWB(t, cfg, "sharding", "resume", "1", "--cleanup-delay", "0s")
 	wantRefused(t, pwb(t, cfg, "sharding", "resume", "1"), "already done")
-	wantInterrupted(t, pwbInterrupted(t, cfg, "copied", "sharding", "migrate", "resume-co", "default", "--yes"), "move 2 failed")
+	wantInterrupted(t, pwbInterrupted(t, cfg, "copied", "sharding", "migrate", "--mode", "freeze", "resume-co", "default", "--yes"), "move 2 failed")
 	if r := pwbInput(env, "no\n", "sharding", "abort", "2"); r.code != ExitFailed || !strings.Contains(r.stderr, "not confirmed") {
 		t.Errorf("declined abort: %+v", r)
 	}

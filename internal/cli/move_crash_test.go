@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -37,19 +37,19 @@ var crashFill = movertest.Options{Properties: 150, Photos: 12}
 // registry has switched the tenant by then.
 var crashPoints = []struct {
 	point    string
-	state    string
+	state    journal.State
 	switched bool
 }{
-	{"planned", mover.StatePlanned, false},
-	{"frozen", mover.StateFrozen, false},
-	{"copying", mover.StateCopying, false},
-	{"mid-copy:property_features", mover.StateCopying, false},
-	{"mid-copy:property_photos", mover.StateCopying, false},
-	{"copied", mover.StateCopied, false},
-	{"verified", mover.StateVerified, false},
-	{"switched", mover.StateSwitched, true},
-	{"mid-cleanup", mover.StateSwitched, true},
-	{"cleaned", mover.StateCleaned, true},
+	{"planned", journal.StatePlanned, false},
+	{"frozen", journal.StateFrozen, false},
+	{"copying", journal.StateCopying, false},
+	{"mid-copy:property_features", journal.StateCopying, false},
+	{"mid-copy:property_photos", journal.StateCopying, false},
+	{"copied", journal.StateCopied, false},
+	{"verified", journal.StateVerified, false},
+	{"switched", journal.StateSwitched, true},
+	{"mid-cleanup", journal.StateSwitched, true},
+	{"cleaned", journal.StateCleaned, true},
 }
 
 // crashMoveLockClass is the mover's advisory lock class for claiming a move
@@ -75,7 +75,7 @@ type crashEnv struct {
 type crashScenario struct {
 	name     string
 	point    string
-	state    string
+	state    journal.State
 	switched bool
 	abort    bool
 	target   string
@@ -162,7 +162,7 @@ func (e *crashEnv) run(t *testing.T, sc *crashScenario) {
 
 	var id int64
 	if sc.point == "" {
-		out := mustPWB(t, cfg, "sharding", "migrate", sc.site.Subdomain, sc.target, "--yes")
+		out := mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", sc.site.Subdomain, sc.target, "--yes")
 		id = crashStartedID(t, out)
 		if !strings.Contains(out, fmt.Sprintf("Move %d done", id)) {
 			t.Errorf("migrate should say the move is done: %q", out)
@@ -204,7 +204,7 @@ func (e *crashEnv) run(t *testing.T, sc *crashScenario) {
 // and returns the move's id.
 func (e *crashEnv) crash(t *testing.T, sc *crashScenario) int64 {
 	cfg := e.cluster.ConfigPath
-	child := crashStart(t, cfg, sc.point, "sharding", "migrate", sc.site.Subdomain, sc.target, "--yes")
+	child := crashStart(t, cfg, sc.point, "sharding", "migrate", "--mode", "freeze", sc.site.Subdomain, sc.target, "--yes")
 	child.waitPause(t)
 	child.kill(t)
 
@@ -276,7 +276,7 @@ func (e *crashEnv) wantMoved(t *testing.T, sc *crashScenario, id int64, before m
 		}
 	}
 	mv := e.journal(t, sc.site)
-	if mv.ID != id || mv.State != mover.StateDone || mv.FailedState != "" || mv.Error != "" ||
+	if mv.ID != id || mv.State != journal.StateDone || mv.FailedState != "" || mv.Error != "" ||
 		mv.FrozenAt == nil || mv.SwitchedAt == nil || mv.FinishedAt == nil {
 		t.Errorf("journal after the move: %+v", mv)
 	}
@@ -306,7 +306,7 @@ func (e *crashEnv) wantAborted(t *testing.T, sc *crashScenario, id int64, before
 		t.Errorf("rows of the tenant remain on the target: %v", d)
 	}
 	mv := e.journal(t, sc.site)
-	if mv.ID != id || mv.State != mover.StateAborted || !mv.TargetCleared || mv.FinishedAt == nil || mv.Error != "" {
+	if mv.ID != id || mv.State != journal.StateAborted || !mv.TargetCleared || mv.FinishedAt == nil || mv.Error != "" {
 		t.Errorf("journal after the abort: %+v", mv)
 	}
 }
@@ -364,10 +364,10 @@ func (e *crashEnv) neighbourDigests(t *testing.T) map[string]movertest.Digest {
 
 // journal returns the tenant's only move as `pwb sharding moves --json`
 // lists it.
-func (e *crashEnv) journal(t *testing.T, site registry.Website) mover.Move {
+func (e *crashEnv) journal(t *testing.T, site registry.Website) journal.Move {
 	t.Helper()
 	out := mustPWB(t, e.cluster.ConfigPath, "sharding", "moves", site.Subdomain, "--json")
-	var moves []mover.Move
+	var moves []journal.Move
 	if err := json.Unmarshal([]byte(out), &moves); err != nil {
 		t.Fatalf("sharding moves --json: %v\n%s", err, out)
 	}

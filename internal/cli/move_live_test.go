@@ -18,7 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 )
@@ -235,11 +235,11 @@ func liveMarkers(t *testing.T, dbURL string, websiteID int64) map[string]int {
 // liveMigrate runs `pwb sharding migrate` as its own process and returns
 // the move its last JSON line reports done, and when each phase began, as
 // its progress lines arrived.
-func liveMigrate(t *testing.T, cfg, tenant, target string) (mover.Move, string) {
+func liveMigrate(t *testing.T, cfg, tenant, target string) (journal.Move, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := pwbProcess(ctx, cfg, "sharding", "migrate", tenant, target, "--yes", "--json")
+	cmd := pwbProcess(ctx, cfg, "sharding", "migrate", "--mode", "freeze", tenant, target, "--yes", "--json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -252,7 +252,7 @@ func liveMigrate(t *testing.T, cfg, tenant, target string) (mover.Move, string) 
 	}
 	var out, timeline strings.Builder
 	var last moveResult
-	phase := ""
+	var phase journal.Phase
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
@@ -364,11 +364,11 @@ func TestMove_LiveTrafficKeepsEveryAcceptedEnquiry(t *testing.T) {
 	states := registryStates()
 
 	// The freeze window, from the journal and the registry.
-	var moves []mover.Move
+	var moves []journal.Move
 	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "moves", sub, "--json")), &moves); err != nil {
 		t.Fatal(err)
 	}
-	if len(moves) != 1 || moves[0].ID != done.ID || moves[0].State != mover.StateDone || moves[0].Target != "shard_1" ||
+	if len(moves) != 1 || moves[0].ID != done.ID || moves[0].State != journal.StateDone || moves[0].Target != "shard_1" ||
 		moves[0].FrozenAt == nil || moves[0].SwitchedAt == nil || moves[0].FinishedAt == nil {
 		t.Fatalf("journal: %+v", moves)
 	}

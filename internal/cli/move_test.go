@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -60,7 +61,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	rows := mvRows(t, c, shard.Default, id)
 
 	// --dry-run prints the plan and changes nothing.
-	out := mustPWB(t, cfg, "sharding", "migrate", "dry-co", "shard_1", "--dry-run")
+	out := mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "dry-co", "shard_1", "--dry-run")
 	for _, want := range []string{"Plan: move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1",
 		"property_photos", "ID COLLISIONS", "total", "Estimated time: about", "Dry run: nothing was changed."} {
 		if !strings.Contains(out, want) {
@@ -71,7 +72,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 		t.Errorf("dry run should total %d rows:\n%s", fill.Rows(), out)
 	}
 	var plan mover.Plan
-	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "migrate", "dry-co", "shard_1", "--dry-run", "--json")), &plan); err != nil {
+	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "dry-co", "shard_1", "--dry-run", "--json")), &plan); err != nil {
 		t.Fatal(err)
 	}
 	if plan.Rows() != fill.Rows() || len(plan.Tables) != 7 || plan.Target != "shard_1" || plan.Collisions != 0 {
@@ -84,7 +85,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	// Without --yes it asks; anything but yes changes nothing.
 	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg}
 	for stdin, want := range map[string]string{"no\n": "pwb: not confirmed: nothing was changed\n", "": "(pass --yes to skip the question)\n"} {
-		r := pwbInput(env, stdin, "sharding", "migrate", "dry-co", "shard_1")
+		r := pwbInput(env, stdin, "sharding", "migrate", "--mode", "freeze", "dry-co", "shard_1")
 		question := "Move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1: " + count(fill.Rows()) + " rows"
 		if r.code != ExitFailed || !strings.HasPrefix(r.stderr, question) || !strings.Contains(r.stderr, "read-only for about") || !strings.HasSuffix(r.stderr, want) {
 			t.Errorf("answer %q: exit %d, stderr %q; want the question, then %q", stdin, r.code, r.stderr, want)
@@ -95,14 +96,14 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	}
 
 	// yes moves it, and --json streams progress then the result.
-	r := pwbInput(env, "yes\n", "sharding", "migrate", "dry-co", "shard_1", "--json")
+	r := pwbInput(env, "yes\n", "sharding", "migrate", "--mode", "freeze", "dry-co", "shard_1", "--json")
 	if r.code != 0 {
 		t.Fatalf("confirmed move: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	var phases []string
 	var last struct {
-		Event string     `json:"event"`
-		Move  mover.Move `json:"move"`
+		Event string       `json:"event"`
+		Move  journal.Move `json:"move"`
 	}
 	sc := bufio.NewScanner(strings.NewReader(r.stdout))
 	for sc.Scan() {
@@ -127,7 +128,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	if !strings.Contains(strings.Join(phases, " "), "frozen copying copied verifying verified switched") {
 		t.Errorf("progress phases %v", phases)
 	}
-	if last.Event != "done" || last.Move.State != mover.StateDone || last.Move.RowsCopied() != fill.Rows() {
+	if last.Event != "done" || last.Move.State != journal.StateDone || last.Move.RowsCopied() != fill.Rows() {
 		t.Errorf("last JSON line: %+v", last)
 	}
 	if got := mvWhere(t, c, id); got != "shard_1 active" || mvRows(t, c, "shard_1", id) != rows || mvRows(t, c, shard.Default, id) != 0 {
@@ -135,8 +136,8 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	}
 
 	// The plain output: a line per phase and the summary.
-	out = mustPWB(t, cfg, "sharding", "migrate", "dry-co", "default", "--yes")
-	for _, want := range []string{"Move 2 started", "copying", "Move 2 done: tenant " + strconv.FormatInt(id, 10) + " (dry-co) is on default", "read-only for"} {
+	out = mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "dry-co", "default", "--yes")
+	for _, want := range []string{"Move 2 started", "copying", "Move 2 done (freeze): tenant " + strconv.FormatInt(id, 10) + " (dry-co) is on default", "read-only for"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("migrate output lacks %q:\n%s", want, out)
 		}
@@ -147,7 +148,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	if !strings.Contains(out, "MOVE") || strings.Count(out, " done ") != 2 {
 		t.Errorf("moves:\n%s", out)
 	}
-	var moves []mover.Move
+	var moves []journal.Move
 	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "sharding", "moves", "dry-co", "--json")), &moves); err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +192,14 @@ func TestVerify_CatchesADamagedCopy(t *testing.T) {
 	defer set.Close()
 	stop, cancel := context.WithCancel(ctx)
 	m, err := mover.New(set, mover.Options{Pause: func(p string) {
-		if p == mover.StateCopied {
+		if p == string(journal.StateCopied) {
 			cancel()
 		}
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := m.Plan(ctx, "check-co", "shard_1")
+	plan, err := m.Plan(ctx, "check-co", "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestVerify_CatchesADamagedCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Run(stop, moveID)
-	if step := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT failed_state FROM moves WHERE id = $1 AND state = 'failed'", moveID); step != mover.StateCopied {
+	if step := pgtest.QueryValue[string](t, c.URL[shard.Default], "SELECT failed_state FROM moves WHERE id = $1 AND state = 'failed'", moveID); step != string(journal.StateCopied) {
 		t.Fatalf("move stopped in %s, want interrupted after its copy", step)
 	}
 
@@ -254,10 +255,10 @@ func TestMoveCommands_Refusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sharding", "migrate", "nobody", "shard_1", "--yes"}, "no such tenant"},
-		{[]string{"sharding", "migrate", "refuse-co", "shard_7", "--yes"}, `target shard "shard_7" is not configured`},
-		{[]string{"sharding", "migrate", "refuse-co", "default", "--yes"}, "already on shard"},
-		{[]string{"sharding", "migrate", "refuse-co", "shard_7", "--dry-run"}, "is not configured"},
+		{[]string{"sharding", "migrate", "--mode", "freeze", "nobody", "shard_1", "--yes"}, "no such tenant"},
+		{[]string{"sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_7", "--yes"}, `target shard "shard_7" is not configured`},
+		{[]string{"sharding", "migrate", "--mode", "freeze", "refuse-co", "default", "--yes"}, "already on shard"},
+		{[]string{"sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_7", "--dry-run"}, "is not configured"},
 		{[]string{"sharding", "resume", "77"}, "no such move"},
 		{[]string{"sharding", "abort", "77", "--yes"}, "no such move"},
 		{[]string{"sharding", "abort", "77"}, "no such move"},
@@ -267,13 +268,13 @@ func TestMoveCommands_Refusals(t *testing.T) {
 		wantRefused(t, pwb(t, cfg, tc.args...), tc.want)
 	}
 	for _, args := range [][]string{
-		{"sharding", "migrate", "refuse-co"},
+		{"sharding", "migrate", "--mode", "freeze", "refuse-co"},
 		{"sharding", "resume", "abc"},
 		{"sharding", "abort", "-3"},
 		{"sharding", "resume"},
 		{"sharding", "verify"},
-		{"sharding", "migrate", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "-1s"},
-		{"sharding", "migrate", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "soon"},
+		{"sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "-1s"},
+		{"sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_1", "--yes", "--cleanup-delay", "soon"},
 	} {
 		if r := pwb(t, cfg, args...); r.code != ExitUsage {
 			t.Errorf("pwb %s: exit %d, want %d (usage)\n%s", strings.Join(args, " "), r.code, ExitUsage, r.stderr)
@@ -286,21 +287,21 @@ func TestMoveCommands_Refusals(t *testing.T) {
 	// While a move is unfinished: no second move, no status change or
 	// provision by hand, and the journal says how to go on.
 	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg, pauseEnv: "frozen"}
-	r := pwbInput(env, "", "sharding", "migrate", "refuse-co", "shard_1", "--yes") // the pause reads EOF and goes on
+	r := pwbInput(env, "", "sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_1", "--yes") // the pause reads EOF and goes on
 	if r.code != 0 {
 		t.Fatalf("move: %d %s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "pwb: test pause at frozen") {
 		t.Errorf("the test hook did not announce its pause: %q", r.stderr)
 	}
-	mustPWB(t, cfg, "sharding", "migrate", "refuse-co", "default", "--yes", "--cleanup-delay", "0s")
+	mustPWB(t, cfg, "sharding", "migrate", "--mode", "freeze", "refuse-co", "default", "--yes", "--cleanup-delay", "0s")
 
 	ctx := context.Background()
 	conf, _ := config.Load(cfg, "test")
 	set := shard.NewSet(conf)
 	defer set.Close()
 	m, _ := mover.New(set, mover.Options{})
-	plan, err := m.Plan(ctx, "refuse-co", "shard_1")
+	plan, err := m.Plan(ctx, "refuse-co", "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestMoveCommands_Refusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"sharding", "migrate", "refuse-co", "shard_1", "--yes"},
+		{"sharding", "migrate", "--mode", "freeze", "refuse-co", "shard_1", "--yes"},
 		{"tenants", "set-status", "refuse-co", "active"},
 		{"sharding", "provision", "refuse-co", "shard_1"},
 	} {
@@ -332,7 +333,7 @@ func TestMigrate_InterruptedByCtrlC(t *testing.T) {
 	id := mvTenant(t, c, "ctrlc-co", shard.Default, movertest.Options{Properties: 30, Photos: 2})
 	rows := mvRows(t, c, shard.Default, id)
 
-	ch := crashStart(t, cfg, "copying", "sharding", "migrate", "ctrlc-co", "shard_1", "--yes")
+	ch := crashStart(t, cfg, "copying", "sharding", "migrate", "--mode", "freeze", "ctrlc-co", "shard_1", "--yes")
 	ch.waitPause(t)
 	if err := ch.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -380,7 +381,7 @@ func TestMigrate_TwoProcessesAtOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, target := range []string{"shard_1", "shard_2"} {
 		wg.Go(func() {
-			cmd := pwbProcess(context.Background(), cfg, "sharding", "migrate", "twice-co", target, "--yes", "--cleanup-delay", "0s")
+			cmd := pwbProcess(context.Background(), cfg, "sharding", "migrate", "--mode", "freeze", "twice-co", target, "--yes", "--cleanup-delay", "0s")
 			var out, errb strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &errb
 			cmd.Run()

@@ -15,12 +15,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/web"
@@ -131,7 +133,16 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		return fmt.Errorf("primary has %d pending job queue migration(s); run `pwb db migrate` first", st.Pending)
 	}
 	log := a.logger(o.LogFormat)
-	queue, err := jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{Pause: a.testPause(nil)}})
+	svc, err := moves.New(set, moves.Options{
+		Mover: mover.Options{Progress: logPhases(log), Pause: a.testPause(nil)},
+		Warn: func(e audit.Entry, err error) {
+			log.Error("audit", "error", err, "action", e.Action, "move", e.MoveID)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	queue, err := jobs.New(set, svc, jobs.Options{Logger: log, Work: true})
 	if err != nil {
 		return err
 	}
@@ -170,7 +181,7 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		RequestTimeout:  settings.RequestTimeout,
 		Photos:          content.PhotoLimits{PerProperty: settings.PhotosPerProperty, MaxSide: settings.PhotoMaxSide},
 		Metrics:         m,
-		Jobs:            queue,
+		Moves:           svc,
 	})
 	if err != nil {
 		return err
@@ -232,4 +243,14 @@ func (a *app) settings() (config.Settings, error) {
 		v := a.getenv(k)
 		return v, v != ""
 	})
+}
+
+// logPhases logs each phase a move of this process enters; the journal has
+// the rows.
+func logPhases(log *slog.Logger) func(mover.Event) {
+	return func(e mover.Event) {
+		if e.Table == "" {
+			log.Info("move", "move", e.Move, "phase", e.Phase)
+		}
+	}
 }

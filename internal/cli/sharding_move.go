@@ -18,43 +18,38 @@ import (
 	"golang.org/x/term"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
 )
 
-// pauseEnv names a test hook: when set to a pause point of the mover
-// (mover.Options.Pause), the mover stops there, says so on stderr, and waits
-// for a line on stdin. Crash tests kill it while it waits.
-const pauseEnv = "PWB_TEST_PAUSE_AT"
+// testPauseHook, when set, gives the mover its Pause hook (mover.Options):
+// only the package's tests set it, so the shipped pwb has no way to pause a
+// move. before, if set, runs before the hook says it paused.
+var testPauseHook func(a *app, before func()) func(string)
 
-// newMover builds the mover for a command, reporting progress through view.
-func (a *app) newMover(view *moveView) (*mover.Mover, error) {
+func (a *app) testPause(before func()) func(string) {
+	if testPauseHook == nil {
+		return nil
+	}
+	return testPauseHook(a, before)
+}
+
+// moves builds the move service for a command, reporting progress through
+// view.
+func (a *app) moves(view *moveView) (*moves.Service, error) {
 	set, err := a.shards()
 	if err != nil {
 		return nil, err
 	}
-	opt := mover.Options{Progress: view.event, CleanupDelay: view.cleanupDelay, Pause: a.testPause(view.clear)}
-	return mover.New(set, opt)
-}
-
-// testPause returns the mover's Pause hook for pauseEnv, or nil when it is
-// not set. before, if set, runs before the notice is printed.
-func (a *app) testPause(before func()) func(string) {
-	at := a.getenv(pauseEnv)
-	if at == "" {
-		return nil
-	}
-	in := bufio.NewReader(a.stdin)
-	return func(point string) {
-		if point == at {
-			if before != nil {
-				before()
-			}
-			fmt.Fprintf(a.stderr, "pwb: test pause at %s\n", point)
-			in.ReadString('\n')
-		}
-	}
+	return moves.New(set, moves.Options{
+		Mover: mover.Options{Progress: view.event, CleanupDelay: view.cleanupDelay, Pause: a.testPause(view.clear)},
+		Warn: func(e audit.Entry, err error) {
+			fmt.Fprintf(a.stderr, "pwb: warning: this %s is missing from the audit log: %s\n", e.Action, describe(err))
+		},
+	})
 }
 
 // actor names who runs a command, for the journal.
@@ -71,18 +66,15 @@ func actor() string {
 // answering cannot hold the command's exit.
 const auditTimeout = 5 * time.Second
 
-// audit writes the audit line of a shard operation that ended with err:
-// its outcome (done, refused or, after Ctrl-C or any other error, failed)
-// and detail come from err. It returns err. The operation has happened
-// either way, so a line that cannot be written only warns: on stderr after
-// a success, and appended to err's one line after a failure.
-func (a *app) audit(e audit.Entry, err error) error { return a.auditShown(e, err, err) }
-
-// auditShown is audit for a command that shows, instead of err, the error
-// shown: err with a hint on how to go on, which would be stale in the log.
-func (a *app) auditShown(e audit.Entry, err, shown error) error {
+// audit writes the audit line of a provision that ended with err: its
+// outcome (done, refused or, after Ctrl-C or any other error, failed) and
+// detail come from err. It returns err. The operation has happened either
+// way, so a line that cannot be written only warns: on stderr after a
+// success, and appended to err's one line after a failure. (Moves are
+// audited by package moves.)
+func (a *app) audit(e audit.Entry, err error) error {
 	e.Actor = actor()
-	e.Outcome = audit.OutcomeOf(err, mover.ErrRefused, mover.ErrNotFound, sharding.ErrRefused)
+	e.Outcome = audit.OutcomeOf(err, journal.ErrRefused, journal.ErrNotFound, sharding.ErrRefused)
 	if err != nil {
 		e.Detail = err.Error()
 		if a.ctx.Err() != nil {
@@ -97,27 +89,13 @@ func (a *app) auditShown(e audit.Entry, err, shown error) error {
 	}
 	switch {
 	case werr == nil:
-		return shown
-	case shown == nil:
+		return err
+	case err == nil:
 		fmt.Fprintf(a.stderr, "pwb: warning: this %s is missing from the audit log: %s\n", e.Action, describe(werr))
 		return nil
 	default:
-		return fmt.Errorf("%w (and it is missing from the audit log: %s)", shown, describe(werr))
+		return fmt.Errorf("%w (and it is missing from the audit log: %s)", err, describe(werr))
 	}
-}
-
-// moveEntry is the audit line of a resume or abort of move id; m is the
-// move as the mover returned it, read again if the mover could not (another
-// process runs it, say).
-func (a *app) moveEntry(action string, id int64, m mover.Move) audit.Entry {
-	if m.ID == 0 {
-		if _, primary, err := a.primary(); err == nil {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), auditTimeout)
-			m, _ = mover.Get(ctx, primary, id)
-			cancel()
-		}
-	}
-	return audit.ForMove(action, id, m)
 }
 
 func parseMoveID(s string) (int64, error) {
@@ -131,55 +109,64 @@ func parseMoveID(s string) (int64, error) {
 func (a *app) shardingMigrateCommand() *cobra.Command {
 	var dryRun, yes, asJSON bool
 	var cleanupDelay time.Duration
+	var mode string
 	c := &cobra.Command{
-		Use:   "migrate TENANT TARGET [--dry-run] [--yes] [--json]",
+		Use:   "migrate TENANT TARGET [--mode online|freeze] [--dry-run] [--yes] [--json]",
 		Short: "Move a tenant's data to another shard",
-		Long: `Moves a tenant (website id or subdomain) and all its rows to shard TARGET:
-pre-flight checks, freeze writes (the site stays readable), copy every table
-with COPY, verify counts and checksums, switch the registry, delete the rows
-from the old shard. Every step is journaled: an interrupted move is finished
-with 'pwb sharding resume' or rolled back with 'pwb sharding abort'.
+		Long: `Moves a tenant (website id or subdomain) and all its rows to shard TARGET.
 
+Online (when the source shard supports logical decoding): the site keeps
+taking changes while every table is copied; the changes made meanwhile are
+streamed to TARGET; counts and checksums are compared; then writes are held
+for under a second while the registry switches. Otherwise, or with
+--mode freeze: the site is read-only (changes get 503) from the start of the
+copy to the switch. Either way the rows are then deleted from the old shard.
+
+Every step is journaled: an interrupted move is finished with
+'pwb sharding resume' or rolled back with 'pwb sharding abort'.
+
+--mode online refuses, saying why, when the source cannot stream changes.
 --dry-run prints the plan and changes nothing. --json prints progress as JSON
 lines. Asks for confirmation unless --yes.`,
 		Args: exactArgs("TENANT", "TARGET"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			view, mv, err := a.moveRunner(asJSON, cleanupDelay)
+			m := journal.Mode(mode)
+			if m != "" && m != journal.ModeOnline && m != journal.ModeFreeze {
+				return usagef("--mode %q: want online or freeze", mode)
+			}
+			view, svc, err := a.moveRunner(asJSON, cleanupDelay)
 			if err != nil {
 				return err
 			}
-			plan, err := mv.Plan(a.ctx, args[0], args[1])
 			if dryRun {
+				plan, err := svc.Plan(a.ctx, args[0], args[1], m)
 				if err != nil {
 					return err
 				}
 				return a.printPlan(plan, asJSON)
 			}
-			e := audit.Entry{Action: audit.Move, Tenant: args[0], Source: plan.Source, Target: args[1]}
-			if plan.Website.ID != 0 {
-				e = e.ForWebsite(plan.Website)
-			}
+			plan, err := svc.Prepare(a.ctx, actor(), args[0], args[1], m)
 			if err != nil {
-				return a.audit(e, err)
+				return err
 			}
 			if !yes {
-				question := fmt.Sprintf("Move tenant %d (%s) from %s to %s: %s rows, %s? Its site will be read-only for about %s.",
-					plan.Website.ID, plan.Website.Subdomain, plan.Source, plan.Target, count(plan.Rows()), bytesText(plan.Bytes()), roughly(plan.ReadOnly))
+				question := fmt.Sprintf("Move tenant %d (%s) from %s to %s: %s rows, %s? %s",
+					plan.Website.ID, plan.Website.Subdomain, plan.Source, plan.Target, count(plan.Rows()), bytesText(plan.Bytes()), writesText(plan))
 				// Declining is not recorded: nothing was attempted.
 				if err := a.confirm(question); err != nil {
 					return err
 				}
 			}
-			id, err := mv.Start(a.ctx, plan, actor())
+			id, err := svc.Start(a.ctx, plan, actor(), false)
 			if err != nil {
-				return a.audit(e, err)
+				return err
 			}
-			e.MoveID = id
 			view.started(id)
-			moved, err := mv.Run(a.ctx, id)
-			return a.auditShown(e, err, a.finishMove(view, id, moved, err))
+			moved, err := svc.Run(a.ctx, id, actor())
+			return a.finishMove(view, id, moved, err)
 		},
 	}
+	c.Flags().StringVar(&mode, "mode", "", "online or freeze (default: online when the source supports it)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
 	cleanupDelayVar(c, &cleanupDelay)
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
@@ -199,13 +186,13 @@ func (a *app) shardingResumeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			view, mv, err := a.moveRunner(asJSON, cleanupDelay)
+			view, svc, err := a.moveRunner(asJSON, cleanupDelay)
 			if err != nil {
 				return err
 			}
-			view.started(id)
-			moved, err := mv.Run(a.ctx, id)
-			return a.auditShown(a.moveEntry(audit.Resume, id, moved), err, a.finishMove(view, id, moved, err))
+			view.move = id
+			moved, err := svc.Resume(a.ctx, id, actor(), false)
+			return a.finishMove(view, id, moved, err)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines")
@@ -218,9 +205,10 @@ func cleanupDelayVar(c *cobra.Command, d *time.Duration) {
 		"how long the old shard keeps the rows after the switch, for app processes still caching the old shard")
 }
 
-// moveRunner builds the view and the mover of migrate and resume, checking
-// --cleanup-delay (where the mover's option takes 0 as the default).
-func (a *app) moveRunner(asJSON bool, cleanupDelay time.Duration) (*moveView, *mover.Mover, error) {
+// moveRunner builds the view and the move service of migrate and resume,
+// checking --cleanup-delay (where the mover's option takes 0 as the
+// default).
+func (a *app) moveRunner(asJSON bool, cleanupDelay time.Duration) (*moveView, *moves.Service, error) {
 	view := a.moveView(asJSON)
 	switch {
 	case cleanupDelay < 0:
@@ -230,8 +218,8 @@ func (a *app) moveRunner(asJSON bool, cleanupDelay time.Duration) (*moveView, *m
 	default:
 		view.cleanupDelay = cleanupDelay
 	}
-	mv, err := a.newMover(view)
-	return view, mv, err
+	svc, err := a.moves(view)
+	return view, svc, err
 }
 
 func (a *app) shardingAbortCommand() *cobra.Command {
@@ -249,30 +237,21 @@ switch a move can only be finished, with 'pwb sharding resume'.`,
 				return err
 			}
 			view := a.moveView(asJSON)
-			mv, err := a.newMover(view)
+			svc, err := a.moves(view)
 			if err != nil {
 				return err
 			}
-			if !yes {
-				_, primary, err := a.primary()
-				if err != nil {
-					return err
+			confirm := func(m journal.Move) error {
+				if yes {
+					return nil
 				}
-				m, err := mover.Get(a.ctx, primary, id)
-				if err != nil {
-					return a.audit(a.moveEntry(audit.Abort, id, m), err)
-				}
-				question := fmt.Sprintf("Abort move %d of tenant %d (%s)? Rows copied to %s will be deleted and the tenant made active on %s again.",
-					m.ID, m.WebsiteID, m.Subdomain, m.Target, m.Source)
-				if err := a.confirm(question); err != nil {
-					return err
-				}
+				return a.confirm(fmt.Sprintf("Abort move %d of tenant %d (%s)? Rows copied to %s will be deleted and the tenant made active on %s again.",
+					m.ID, m.WebsiteID, m.Subdomain, m.Target, m.Source))
 			}
-			m, err := mv.Abort(a.ctx, id)
+			m, err := svc.AbortConfirmed(a.ctx, id, actor(), confirm)
 			view.clear()
-			e := a.moveEntry(audit.Abort, id, m)
 			if err != nil {
-				return a.audit(e, err)
+				return err
 			}
 			if asJSON {
 				a.printJSONLine(moveResult{Event: "aborted", Move: m})
@@ -280,7 +259,7 @@ switch a move can only be finished, with 'pwb sharding resume'.`,
 				fmt.Fprintf(a.stdout, "Move %d aborted: tenant %d (%s) is active on %s; nothing of it is left on %s\n",
 					m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target)
 			}
-			return a.audit(e, nil)
+			return nil
 		},
 	}
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
@@ -307,30 +286,33 @@ func (a *app) shardingMovesCommand() *cobra.Command {
 				}
 				websiteID = w.ID
 			}
-			moves, err := mover.List(a.ctx, primary, websiteID)
+			list, err := journal.List(a.ctx, primary, websiteID)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				if moves == nil {
-					moves = []mover.Move{}
+				if list == nil {
+					list = []journal.Move{}
 				}
-				return a.printJSON(moves)
+				return a.printJSON(list)
 			}
-			if len(moves) == 0 {
+			if len(list) == 0 {
 				fmt.Fprintln(a.stdout, "No moves.")
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MOVE\tTENANT\tFROM\tTO\tSTATE\tROWS\tSTARTED\tTOOK\tBY\tERROR")
-			for _, m := range moves {
-				took := "-"
-				if m.FinishedAt != nil {
-					took = m.FinishedAt.Sub(m.StartedAt).Round(100 * time.Millisecond).String()
+			fmt.Fprintln(tw, "MOVE\tTENANT\tFROM\tTO\tMODE\tSTATE\tROWS\tCATCH-UP\tSTARTED\tTOOK\tBLOCKED\tBY\tERROR")
+			for _, m := range list {
+				took, blocked := "-", "-"
+				if d, ok := m.Took(); ok {
+					took = durationText(d)
 				}
-				fmt.Fprintf(tw, "%d\t%d (%s)\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target,
-					stateText(m), count(m.RowsCopied()), count(m.RowsTotal()), m.StartedAt.Local().Format("2006-01-02 15:04:05"),
-					took, m.StartedBy, orDash(m.Error))
+				if d, ok := m.Blocked(); ok {
+					blocked = durationText(d)
+				}
+				fmt.Fprintf(tw, "%d\t%d (%s)\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target,
+					m.Mode, stateText(m), count(m.RowsCopied()), count(m.RowsTotal()), catchUpText(m), m.StartedAt.Local().Format("2006-01-02 15:04:05"),
+					took, blocked, m.StartedBy, orDash(m.Error))
 			}
 			return tw.Flush()
 		},
@@ -339,14 +321,27 @@ func (a *app) shardingMovesCommand() *cobra.Command {
 	return c
 }
 
-func stateText(m mover.Move) string {
+// catchUpText is an online move's stream as last recorded: changes applied
+// and lag.
+func catchUpText(m journal.Move) string {
+	if !m.Online() || m.StreamedAt == nil {
+		return "-"
+	}
+	s := count(m.ChangesApplied) + " changes"
+	if m.LagBytes != nil && m.LagSeconds != nil && !m.Switched() {
+		s += fmt.Sprintf(", %s/%.1fs behind", bytesText(*m.LagBytes), *m.LagSeconds)
+	}
+	return s
+}
+
+func stateText(m journal.Move) string {
 	switch {
-	case m.State == mover.StateFailed:
-		return "failed (" + m.FailedState + ")"
-	case m.State == mover.StateAborted && !m.TargetCleared:
+	case m.State == journal.StateFailed:
+		return "failed (" + string(m.FailedState) + ")"
+	case m.State == journal.StateAborted && !m.TargetCleared:
 		return "aborted (target not cleared)"
 	}
-	return m.State
+	return string(m.State)
 }
 
 func (a *app) shardingVerifyCommand() *cobra.Command {
@@ -361,11 +356,11 @@ finished copy differs from its source. Otherwise it shows what the verify step
 of the tenant's last move found. Changes nothing.`,
 		Args: exactArgs("TENANT"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			mv, err := a.newMover(a.moveView(false))
+			svc, err := a.moves(a.moveView(false))
 			if err != nil {
 				return err
 			}
-			r, err := mv.Verify(a.ctx, args[0])
+			r, err := svc.Mover().Verify(a.ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -450,23 +445,35 @@ func (a *app) printPlan(p mover.Plan, asJSON bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Estimated time: about %s, read-only for about %s of it.\nDry run: nothing was changed.\n", roughly(p.Estimate), roughly(p.ReadOnly))
+	fmt.Fprintf(a.stdout, "Mode: %s", p.Mode)
+	if p.ModeReason != "" {
+		fmt.Fprintf(a.stdout, " (%s)", p.ModeReason)
+	}
+	fmt.Fprintf(a.stdout, "\nEstimated time: about %s. %s\nDry run: nothing was changed.\n", roughly(p.Estimate), writesText(p))
 	return nil
+}
+
+// writesText says what a planned move does to the tenant's site.
+func writesText(p mover.Plan) string {
+	if p.Mode == journal.ModeOnline {
+		return "Its site keeps taking changes; writes are held for under a second at the switch."
+	}
+	return fmt.Sprintf("Its site will be read-only for about %s.", roughly(p.ReadOnly))
 }
 
 // moveResult is the last JSON line of a move command.
 type moveResult struct {
-	Event string     `json:"event"`
-	Move  mover.Move `json:"move"`
-	Error string     `json:"error,omitempty"`
+	Event string       `json:"event"`
+	Move  journal.Move `json:"move"`
+	Error string       `json:"error,omitempty"`
 }
 
 // finishMove prints how a run ended and turns a failure into the one line
 // that says how to go on.
-func (a *app) finishMove(view *moveView, id int64, m mover.Move, err error) error {
+func (a *app) finishMove(view *moveView, id int64, m journal.Move, err error) error {
 	view.clear()
 	if err != nil {
-		if errors.Is(err, mover.ErrRefused) {
+		if errors.Is(err, journal.ErrRefused) {
 			return err
 		}
 		hint := fmt.Sprintf("; finish it with `pwb sharding resume %d`", id)
@@ -485,16 +492,17 @@ func (a *app) finishMove(view *moveView, id int64, m mover.Move, err error) erro
 		a.printJSONLine(moveResult{Event: "done", Move: m})
 		return nil
 	}
-	readOnly := "-"
-	if m.FrozenAt != nil && m.SwitchedAt != nil {
-		readOnly = m.SwitchedAt.Sub(*m.FrozenAt).Round(10 * time.Millisecond).String()
+	blocked := "-"
+	if d, ok := m.Blocked(); ok {
+		blocked = durationText(d)
 	}
-	took := time.Duration(0)
-	if m.FinishedAt != nil {
-		took = m.FinishedAt.Sub(m.StartedAt).Round(10 * time.Millisecond)
+	took, _ := m.Took()
+	what := "read-only for " + blocked
+	if m.Online() {
+		what = fmt.Sprintf("%s changes streamed, writes held for %s", count(m.ChangesApplied), blocked)
 	}
-	fmt.Fprintf(a.stdout, "Move %d done: tenant %d (%s) is on %s; %s rows copied and verified in %s, read-only for %s\n",
-		m.ID, m.WebsiteID, m.Subdomain, m.Target, count(m.RowsTotal()), took, readOnly)
+	fmt.Fprintf(a.stdout, "Move %d done (%s): tenant %d (%s) is on %s; %s rows copied and verified in %s, %s\n",
+		m.ID, m.Mode, m.WebsiteID, m.Subdomain, m.Target, count(m.RowsTotal()), durationText(took), what)
 	return nil
 }
 
@@ -506,7 +514,7 @@ type moveView struct {
 	cleanupDelay time.Duration
 	tty          io.Writer // stderr when it is a terminal
 	move         int64
-	phase        string
+	phase        journal.Phase
 	bar          *progressbar.ProgressBar
 }
 
@@ -548,36 +556,42 @@ func (v *moveView) event(e mover.Event) {
 }
 
 // phaseText says what a phase means for the tenant's site.
-func phaseText(phase string) string {
+func phaseText(phase journal.Phase) string {
 	switch phase {
-	case mover.StateFrozen:
+	case journal.StateFrozen.Phase():
 		return "frozen: the site is read-only, changes get 503"
-	case mover.StateCopying:
+	case journal.StateCopying.Phase():
 		return "copying"
-	case mover.StateCopied:
+	case journal.StateCopied.Phase():
 		return "copied"
-	case "verifying":
+	case journal.PhaseVerifying:
 		return "verifying row counts and checksums"
-	case mover.StateVerified:
+	case journal.StateVerified.Phase():
 		return "verified: both shards hold the same rows"
-	case mover.StateSwitched:
+	case journal.StateSwitched.Phase():
 		return "switched: the site is served from the new shard and takes changes again"
-	case "waiting":
+	case journal.PhaseWaiting:
 		return "waiting for every app process to see the switch before deleting the old rows"
-	case "cleaning":
+	case journal.PhaseCleaning:
 		return "deleting the rows from the old shard"
-	case mover.StateCleaned:
+	case journal.StateCleaned.Phase():
 		return "old shard cleaned"
-	case "aborting":
+	case journal.PhaseAborting:
 		return "deleting the copied rows"
+	case journal.StatePrepared.Phase():
+		return "prepared: the site keeps taking changes, which are recorded for the new shard"
+	case journal.PhaseStreaming:
+		return "streaming the changes made since the copy to the new shard"
+	case journal.PhaseCutover:
+		return "cutting over: holding writes for under a second to switch"
 	}
-	return phase
+	return string(phase)
 }
 
 // barEvent draws the copy, the clean-up and an abort's deletion as a bar of
 // rows, with rate and time left; other phases as a line.
 func (v *moveView) barEvent(e mover.Event) {
-	counted := e.Phase == mover.StateCopying || e.Phase == "cleaning" || e.Phase == "aborting"
+	counted := e.Phase == journal.StateCopying.Phase() || e.Phase == journal.PhaseCleaning || e.Phase == journal.PhaseAborting
 	if e.Phase != v.phase {
 		v.clear()
 		if !counted {
@@ -586,7 +600,7 @@ func (v *moveView) barEvent(e mover.Event) {
 		}
 		v.bar = progressbar.NewOptions64(max(e.RowsTotal, 1),
 			progressbar.OptionSetWriter(v.tty),
-			progressbar.OptionSetDescription(e.Phase),
+			progressbar.OptionSetDescription(string(e.Phase)),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("rows"),
@@ -599,7 +613,7 @@ func (v *moveView) barEvent(e mover.Event) {
 	if v.bar == nil {
 		return
 	}
-	desc := e.Phase
+	desc := string(e.Phase)
 	if e.Table != "" {
 		desc += " " + e.Table
 	}
@@ -613,6 +627,14 @@ func (v *moveView) clear() {
 		v.bar.Finish()
 		v.bar = nil
 	}
+}
+
+// durationText shows a measured duration: milliseconds under a second.
+func durationText(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
 }
 
 func roughly(d time.Duration) string {

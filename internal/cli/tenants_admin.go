@@ -12,7 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
@@ -38,7 +38,7 @@ answers every page with a 503 maintenance page. TENANT is an id or subdomain.`,
 			if err != nil {
 				return err
 			}
-			if err := mover.RefuseIfMoving(a.ctx, primary, w.ID); err != nil {
+			if err := journal.RefuseIfMoving(a.ctx, primary, w.ID); err != nil {
 				return err
 			}
 			if err := registry.SetStatus(a.ctx, primary, w.ID, status); err != nil {

@@ -48,7 +48,13 @@ type Shard struct {
 	// AdvisoryLocks false (Rails' advisory_locks) makes schema migrations
 	// lock with a table row instead of a session advisory lock, which a
 	// transaction pooler would leave on a server connection. nil = true.
-	AdvisoryLocks   *bool
+	AdvisoryLocks *bool
+	// ReplicationURL is a direct connection to the shard's server for
+	// logical replication, which online moves read their changes from: a
+	// transaction pooler cannot carry one, and the role may differ (it
+	// needs the REPLICATION attribute). Empty = the entry's own connection,
+	// unless that goes through a pooler.
+	ReplicationURL  string
 	MigrationsPaths []string
 	Line            int // line of the entry's key, for messages
 }
@@ -58,6 +64,19 @@ type Shard struct {
 // set it. pwb then keeps no session state there: migrations lock with a
 // table row, and on primary nothing LISTENs.
 func (s Shard) ThroughPooler() bool { return s.AdvisoryLocks != nil && !*s.AdvisoryLocks }
+
+// ReplicationConnString returns the connection string for logical
+// replication from this shard, and false when there is none: the entry goes
+// through a pooler and names no replication_url.
+func (s Shard) ReplicationConnString() (string, bool) {
+	switch {
+	case s.ReplicationURL != "":
+		return s.ReplicationURL, true
+	case s.ThroughPooler():
+		return "", false
+	}
+	return s.ConnString(), true
+}
 
 // Addr returns "host:port".
 func (s Shard) Addr() string {
@@ -310,6 +329,7 @@ var scalarKeys = map[string]bool{
 	"adapter": true, "url": true, "host": true, "port": true, "database": true,
 	"username": true, "password": true, "pool": true, "sslmode": true, "replica": true,
 	"idle_timeout": true, "checkout_timeout": true, "prepared_statements": true, "advisory_locks": true,
+	"replication_url": true,
 }
 
 // Rails-only settings that may appear in a url's query; pgx would send them
@@ -409,6 +429,13 @@ func parseEntry(w where, n *yaml.Node, lookup func(string) (string, bool)) (s Sh
 	}
 	if m := vals["sslmode"]; m != "" {
 		s.Params = map[string]string{"sslmode": m}
+	}
+	if raw := vals["replication_url"]; raw != "" {
+		var direct Shard
+		if err := applyURL(&direct, raw); err != nil {
+			return s, false, fw("replication_url").errorf("malformed URL %q: %v", redactURL(raw), err)
+		}
+		s.ReplicationURL = raw
 	}
 	if raw := vals["url"]; raw != "" {
 		// As in Rails, the url wins over the discrete keys, which often

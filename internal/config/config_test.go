@@ -264,6 +264,8 @@ func TestParseErrors(t *testing.T) {
 		{"mysql adapter", "production:\n  primary:\n    adapter: mysql2\n    database: a\n", "", nil, []string{":3:", prod, `entry "primary"`, "adapter", "pwb supports only PostgreSQL"}},
 		{"url missing scheme", "production:\n  primary: {database: a}\n  shard_1:\n    url: postgres//x\n", "", nil,
 			[]string{file + `:4: environment "production": entry "shard_1": url: malformed URL "postgres//x": missing scheme`}},
+		{"replication_url malformed", "production:\n  primary: {database: a}\n  shard_1:\n    database: b\n    replication_url: http://u:hunter2@h/b\n", "", nil,
+			[]string{":5:", `entry "shard_1"`, "replication_url", `unsupported scheme "http"`}},
 		{"url bad scheme", "production:\n  primary:\n    url: mysql://u:hunter2@h/db\n", "", nil, []string{":3:", `entry "primary"`, "url", `unsupported scheme "mysql"`}},
 		{"url no host", "production:\n  primary:\n    url: postgres:///db\n", "", nil, []string{`entry "primary"`, "no host"}},
 		{"url no database", "production:\n  primary:\n    url: postgres://h:5432/\n", "", nil, []string{`entry "primary"`, "no database name"}},
@@ -549,5 +551,38 @@ func TestErrorIsOneLine(t *testing.T) {
 	_, err = Parse([]byte(seedYAML), file, "", nil)
 	if err == nil || !strings.HasPrefix(err.Error(), file+": no environment selected") {
 		t.Errorf("Parse with no environment: %v", err)
+	}
+}
+
+// replication_url names the direct connection an online move reads changes
+// through; without it a pooled entry has none and a direct one uses its own.
+func TestReplicationConnString(t *testing.T) {
+	y := `production:
+  primary: {database: a}
+  shard_1:
+    database: b
+    advisory_locks: false
+  shard_2:
+    database: c
+    port: 6432
+    advisory_locks: false
+    replication_url: postgres://repl@10.0.0.5:5432/c
+`
+	c, err := Parse([]byte(y), "database.yml", "production", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Shard{}
+	for _, s := range c.Shards {
+		byName[s.Name] = s
+	}
+	if got, ok := byName["default"].ReplicationConnString(); !ok || got != byName["default"].ConnString() {
+		t.Errorf("direct entry: %q, %v; want its own connection", got, ok)
+	}
+	if got, ok := byName["shard_1"].ReplicationConnString(); ok {
+		t.Errorf("pooled entry without replication_url: %q; want none", got)
+	}
+	if got, ok := byName["shard_2"].ReplicationConnString(); !ok || got != "postgres://repl@10.0.0.5:5432/c" {
+		t.Errorf("pooled entry with replication_url: %q, %v", got, ok)
 	}
 }

@@ -9,4 +9,12 @@
 // reported as ErrNotFound, never revealed. Row ids are UUIDv7 made here.
 // Input is validated into *InvalidError (errors.Is ErrInvalid) before any
 // write; text is stored verbatim, because escaping is the web layer's job.
+//
+// A tenant that is still active but has moved to another shard is refused
+// with tenant.ErrMoved, one kind of ErrWritesPaused. Each write function
+// makes one write transaction (a lost slug race is rolled back before it is
+// tried again), and the refusal comes before any of its statements ran. So a
+// caller may call the same function again with a scope resolved afresh from
+// primary, and the write is made once, on the new shard. The web site does
+// that, once per write (web's tenantWrite); a second refusal is an error.
 package content

@@ -73,17 +73,39 @@ func TestWrites_PausedUnlessActive(t *testing.T) {
 }
 
 // A scope resolved before its tenant moved must not write to the old shard.
+// Every write function reports it as tenant.ErrMoved (which is also
+// ErrWritesPaused), so the site can tell it apart and write again on the new
+// shard: nothing of the refused write ran.
 func TestWrites_PausedAfterTheTenantMoved(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 1)
 	s := e.site(t, shard.Default)
+	o := seed(t, s)
 	before := snapshot(t, s)
 	if err := registry.SetShard(ctx, e.primary, s.WebsiteID, "shard_1"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := content.CreateProperty(ctx, s, house("Stale scope"))
-	wantErr(t, "CreateProperty through a stale scope", err, tenant.ErrWritesPaused)
+	errs := map[string]error{}
+	_, errs["CreateProperty"] = content.CreateProperty(ctx, s, house("Stale scope"))
+	_, errs["UpdateProperty"] = content.UpdateProperty(ctx, s, o.property.ID, house("Changed"))
+	errs["DeleteProperty"] = content.DeleteProperty(ctx, s, o.property.ID)
+	_, errs["AddPhoto"] = content.AddPhoto(ctx, s, o.property.ID, pngBytes(t), photoLimits)
+	errs["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)
+	_, errs["SubmitEnquiry"] = content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "N", Email: "n@example.com", Body: "Hi"})
+	errs["SetMessageRead"] = content.SetMessageRead(ctx, s, o.message, true)
+	_, errs["CreatePage"] = content.CreatePage(ctx, s, content.PageInput{Title: "New page"})
+	_, errs["UpdatePage"] = content.UpdatePage(ctx, s, o.page.ID, content.PageInput{Title: "Changed"})
+	errs["DeletePage"] = content.DeletePage(ctx, s, o.page.ID)
+	errs["SaveAgency"] = content.SaveAgency(ctx, s, content.Agency{Name: "Changed"})
+	for name, err := range errs {
+		wantErr(t, name+" through a stale scope", err, tenant.ErrMoved)
+		wantErr(t, name+" through a stale scope", err, tenant.ErrWritesPaused)
+		var moved *tenant.MovedError
+		if !errors.As(err, &moved) || moved.To != "shard_1" {
+			t.Errorf("%s through a stale scope: %v, want a MovedError to shard_1", name, err)
+		}
+	}
 	if d := cmp.Diff(before, snapshot(t, s)); d != "" {
 		t.Errorf("a stale scope wrote rows:\n%s", d)
 	}

@@ -1,7 +1,9 @@
 // Package jobs runs tenant moves started from the admin as durable
-// background jobs: River, on primary, with the same mover as the CLI. A job
-// is inserted in the same transaction as the move's journal row, so a move is
-// never recorded without the job that runs it.
+// background jobs: River, on primary. It is the queue of package moves, which
+// decides and audits every move whoever starts it: a job is inserted in the
+// same transaction as the move's journal row, so a move is never recorded
+// without the job that runs it, and the worker runs it through the same
+// service as the CLI.
 //
 // River guarantees that one process works a job at a time; the mover's own
 // claim (an advisory lock held while a move runs) guarantees that one
@@ -30,8 +32,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
@@ -44,9 +47,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Work makes the queue run jobs, not only insert them.
 	Work bool
-	// Mover options for the moves this process runs (pause points for
-	// tests, the clean-up delay).
-	Mover mover.Options
 	// WatchEvery is how often the leader looks for moves whose process
 	// died. Default 5s.
 	WatchEvery time.Duration
@@ -56,19 +56,24 @@ type Options struct {
 	// PurgeEvery is how often the leader deletes expired sessions and
 	// throttle counts. Default 10 minutes.
 	PurgeEvery time.Duration
+	// SweepEvery is how often the leader drops the replication slots and
+	// publications of finished online moves left on shards. Default 5
+	// minutes.
+	SweepEvery time.Duration
 }
 
 // Queue inserts and, with Options.Work, runs move jobs.
 type Queue struct {
 	client  *river.Client[pgx.Tx]
-	mover   *mover.Mover
+	moves   *moves.Service
 	primary *pgxpool.Pool
 	log     *slog.Logger
 	stale   time.Duration
 }
 
-// New builds a queue on set's primary. It opens no connection.
-func New(set *shard.Set, opt Options) (*Queue, error) {
+// New builds the queue of svc, on set's primary, and makes it svc's queue.
+// It opens no connection.
+func New(set *shard.Set, svc *moves.Service, opt Options) (*Queue, error) {
 	primary, err := set.Primary()
 	if err != nil {
 		return nil, err
@@ -76,20 +81,7 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	q := &Queue{primary: primary, log: opt.Logger, stale: cmpOr(opt.StaleAfter, 5*time.Second)}
-	mo := opt.Mover
-	progress := mo.Progress
-	mo.Progress = func(e mover.Event) {
-		if e.Table == "" { // phase changes only; the journal has the rows
-			q.log.Info("move", "move", e.Move, "phase", e.Phase)
-		}
-		if progress != nil {
-			progress(e)
-		}
-	}
-	if q.mover, err = mover.New(set, mo); err != nil {
-		return nil, err
-	}
+	q := &Queue{moves: svc, primary: primary, log: opt.Logger, stale: cmpOr(opt.StaleAfter, 5*time.Second)}
 	cfg := &river.Config{Logger: opt.Logger.With("component", "jobs"), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
 	if sh, err := set.Shard(shard.Default); err == nil && sh.ThroughPooler() {
 		// Primary is behind a transaction pooler (see config): LISTEN
@@ -102,6 +94,7 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 		river.AddWorker(workers, &moveWorker{q: q})
 		river.AddWorker(workers, &watchWorker{q: q})
 		river.AddWorker(workers, &purgeWorker{q: q})
+		river.AddWorker(workers, &sweepWorker{q: q})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 2},
@@ -117,11 +110,18 @@ func New(set *shard.Set, opt Options) (*Queue, error) {
 			// On start too, so that expired rows do not wait out a full
 			// interval after every deploy.
 			&river.PeriodicJobOpts{RunOnStart: true},
+		), river.NewPeriodicJob(
+			river.PeriodicInterval(cmpOr(opt.SweepEvery, 5*time.Minute)),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+			// Not on start: leftovers wait a few minutes more, and a
+			// starting process does not take a connection of every shard.
+			nil,
 		)}
 	}
 	if q.client, err = river.NewClient(riverpgxv5.New(primary), cfg); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	svc.UseQueue(q)
 	return q, nil
 }
 
@@ -139,131 +139,40 @@ func (q *Queue) Start(ctx context.Context) error { return q.client.Start(ctx) }
 // journal, and its job snoozed, so the next process to start resumes it.
 func (q *Queue) Stop(ctx context.Context) error { return q.client.StopAndCancel(ctx) }
 
-// Mover is the mover the queue's jobs run, for planning a move.
-func (q *Queue) Mover() *mover.Mover { return q.mover }
-
 // MoveArgs is a job that runs (or, for Action abort, aborts) one move.
 type MoveArgs struct {
-	MoveID int64 `json:"move_id"`
-	// Action is the audit action: move, resume or abort.
-	Action string `json:"action"`
-	Actor  string `json:"actor"`
-	// Recovered says the job replaces one whose process died.
-	Recovered bool `json:"recovered,omitempty"`
+	moves.Job
 }
 
 // Kind names move jobs in River's tables.
 func (MoveArgs) Kind() string { return "move" }
 
-// InsertOpts puts move jobs on their own queue. A failed move is not retried
-// by River: its journal says where it stopped, and the operator chooses
-// between resume and abort.
+// InsertOpts puts move jobs on their queue, with no automatic retry: a move
+// that fails is recorded in its journal and resumed or aborted by an
+// operator.
 func (MoveArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: MoveQueue, MaxAttempts: 1}
 }
 
-// EnqueueMove records the planned move and queues its job, in one primary
-// transaction, and writes the audit line. It returns the move's id.
-func (q *Queue) EnqueueMove(ctx context.Context, p mover.Plan, actor string) (int64, error) {
-	id, err := q.mover.StartWith(ctx, p, actor, func(ctx context.Context, tx pgx.Tx, id int64) error {
-		_, err := q.client.InsertTx(ctx, tx, MoveArgs{MoveID: id, Action: audit.Move, Actor: actor}, nil)
-		return err
-	})
-	e := audit.Entry{Actor: actor, Action: audit.Move, Source: p.Source, Target: p.Target, MoveID: id, Outcome: audit.Queued}.ForWebsite(p.Website)
-	if err != nil {
-		e.Outcome, e.Detail = audit.OutcomeOf(err, mover.ErrRefused), err.Error()
-	}
-	q.record(ctx, e)
-	return id, err
-}
-
-// ErrRefused marks a resume or abort that cannot be queued now; the message
-// says why.
-var ErrRefused = mover.ErrRefused
-
-// EnqueueResume queues a job that continues move id from its journal.
-func (q *Queue) EnqueueResume(ctx context.Context, id int64, actor string) error {
-	return q.enqueue(ctx, id, audit.Resume, actor, func(m mover.Move) error {
-		if m.Finished() {
-			return fmt.Errorf("%w: move %d is already %s", ErrRefused, m.ID, m.State)
-		}
-		return nil
-	})
-}
-
-// EnqueueAbort queues a job that rolls move id back.
-func (q *Queue) EnqueueAbort(ctx context.Context, id int64, actor string) error {
-	return q.enqueue(ctx, id, audit.Abort, actor, func(m mover.Move) error {
-		switch {
-		case m.State == mover.StateDone:
-			return fmt.Errorf("%w: move %d is already done", ErrRefused, m.ID)
-		case m.State == mover.StateAborted && m.TargetCleared:
-			return fmt.Errorf("%w: move %d is already aborted", ErrRefused, m.ID)
-		case m.Switched():
-			return fmt.Errorf("%w: move %d has already switched the tenant to %s; it can only be resumed", ErrRefused, m.ID, m.Target)
-		}
-		return nil
-	})
-}
-
-// enqueue checks, with the move's journal row locked, that move id exists,
-// passes check, is not running and has no job waiting, then queues the job.
-func (q *Queue) enqueue(ctx context.Context, id int64, action, actor string, check func(mover.Move) error) error {
-	var m mover.Move
-	err := pgx.BeginFunc(ctx, q.primary, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT 1 FROM moves WHERE id = $1 FOR UPDATE", id); err != nil {
-			return err
-		}
-		var err error
-		if m, err = mover.Get(ctx, tx, id); err != nil {
-			if errors.Is(err, mover.ErrNotFound) {
-				return fmt.Errorf("%w: %w", ErrRefused, err)
-			}
-			return err
-		}
-		if err := check(m); err != nil {
-			return err
-		}
-		// A dead job the watcher has replaced stays running in River's table,
-		// marked cancelled, until River rescues it minutes later; it runs
-		// nothing (a live run would hold the claim, checked below).
-		var waiting bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = 'move'
-			AND (args->>'move_id')::bigint = $1 AND state IN ('available', 'pending', 'scheduled', 'retryable', 'running')
-			AND NOT (state = 'running' AND metadata ? 'cancel_attempted_at'))`, id).
-			Scan(&waiting); err != nil {
-			return err
-		}
-		if !waiting {
-			claimed, err := mover.Claimed(ctx, q.primary, id)
-			if err != nil {
-				return err
-			}
-			waiting = claimed
-		}
-		if waiting {
-			return fmt.Errorf("%w: move %d is running or queued already", ErrRefused, id)
-		}
-		_, err = q.client.InsertTx(ctx, tx, MoveArgs{MoveID: id, Action: action, Actor: actor}, nil)
-		return err
-	})
-	e := audit.ForMove(action, id, m)
-	e.Actor, e.Outcome = actor, audit.Queued
-	if err != nil {
-		e.Outcome, e.Detail = audit.OutcomeOf(err, ErrRefused), err.Error()
-	}
-	q.record(ctx, e)
+// InsertTx queues job in tx (moves.Queue).
+func (q *Queue) InsertTx(ctx context.Context, tx pgx.Tx, job moves.Job) error {
+	_, err := q.client.InsertTx(ctx, tx, MoveArgs{Job: job}, nil)
 	return err
 }
 
-// record writes an audit line; the operation it describes has happened
-// either way, so a failure to write is logged, not returned.
-func (q *Queue) record(ctx context.Context, e audit.Entry) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := audit.Record(ctx, q.primary, e); err != nil {
-		q.log.Error("audit", "error", err, "action", e.Action, "move", e.MoveID)
+// Pending reports whether a job of move id is waiting or running
+// (moves.Queue). A dead job the watcher has replaced stays running in
+// River's table, marked cancelled, until River rescues it minutes later; it
+// runs nothing, so it does not count.
+func (q *Queue) Pending(ctx context.Context, tx pgx.Tx, id int64) (bool, error) {
+	var waiting bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = 'move'
+		AND (args->>'move_id')::bigint = $1 AND state IN ('available', 'pending', 'scheduled', 'retryable', 'running')
+		AND NOT (state = 'running' AND metadata ? 'cancel_attempted_at'))`, id).Scan(&waiting)
+	if err != nil {
+		return false, fmt.Errorf("looking for a job of move %d: %w", id, err)
 	}
+	return waiting, nil
 }
 
 // moveWorker runs move jobs.
@@ -279,46 +188,23 @@ func (w *moveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	a := job.Args
 	q := w.q
 	q.log.Info("move job started", "move", a.MoveID, "action", a.Action, "job", job.ID, "attempt", job.Attempt, "recovered", a.Recovered)
-	var m mover.Move
-	var err error
-	if a.Action == audit.Abort {
-		m, err = q.mover.Abort(ctx, a.MoveID)
-	} else {
-		m, err = q.mover.Run(ctx, a.MoveID)
-	}
+	m, err := q.moves.Work(ctx, a.Job)
 	switch {
 	case errors.Is(err, mover.ErrBusy):
 		// Another process runs it (a resume from the CLI, say): check back.
 		return river.JobSnooze(10 * time.Second)
-	case err != nil && ctx.Err() != nil:
+	case moves.Interrupted(ctx, err):
 		// This process is stopping: the move's journal records where it
 		// stopped, and the job runs again in the next process to start.
 		q.log.Warn("move job interrupted; it resumes when a process starts", "move", a.MoveID, "error", err)
 		return river.JobSnooze(time.Second)
-	}
-	e := audit.ForMove(a.Action, a.MoveID, m)
-	e.Actor, e.Outcome = a.Actor, audit.OutcomeOf(err, mover.ErrRefused)
-	if a.Recovered {
-		e.Detail = "resumed after the process running it stopped"
-	}
-	if err != nil {
-		e.Detail = joinDetail(e.Detail, err.Error())
-	}
-	q.record(ctx, e)
-	if err != nil {
+	case err != nil:
 		q.log.Error("move job failed", "move", a.MoveID, "action", a.Action, "error", err)
 		// The journal has the failure; River must not retry on its own.
 		return river.JobCancel(err)
 	}
 	q.log.Info("move job done", "move", a.MoveID, "action", a.Action, "state", m.State)
 	return nil
-}
-
-func joinDetail(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + ": " + b
 }
 
 // WatchArgs is the periodic job that finds moves whose process died.
@@ -351,9 +237,9 @@ func (w *watchWorker) Work(ctx context.Context, _ *river.Job[WatchArgs]) error {
 // do. A dead job whose move is over (done, or aborted with its target
 // cleared) is cancelled and not replaced: there is nothing left to run.
 func (q *Queue) RecoverOrphans(ctx context.Context) ([]int64, error) {
-	rows, err := q.primary.Query(ctx, `SELECT j.id, m.id FROM river_job j JOIN moves m ON m.id = (j.args->>'move_id')::bigint
-		WHERE j.kind = 'move' AND j.state = 'running' AND NOT (j.metadata ? 'cancel_attempted_at')
-		AND greatest(j.attempted_at, m.updated_at) < now() - $1 * interval '1 microsecond'`, q.stale.Microseconds())
+	rows, err := q.primary.Query(ctx, `SELECT id, (args->>'move_id')::bigint FROM river_job
+		WHERE kind = 'move' AND state = 'running' AND NOT (metadata ? 'cancel_attempted_at')
+		AND attempted_at < now() - $1 * interval '1 microsecond'`, q.stale.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("looking for move jobs whose process died: %w", err)
 	}
@@ -392,19 +278,22 @@ func (q *Queue) requeue(ctx context.Context, jobID, moveID int64) (bool, error) 
 		// claim was free above, so the journal read here already has
 		// whatever the last process to run the move wrote.
 		var args MoveArgs
-		err := tx.QueryRow(ctx, `SELECT (j.args->>'move_id')::bigint, j.args->>'action', j.args->>'actor',
-				m.state = 'done' OR (m.state = 'aborted' AND m.target_cleared)
-			FROM river_job j JOIN moves m ON m.id = (j.args->>'move_id')::bigint
-			WHERE j.id = $1 AND j.state = 'running' AND NOT (j.metadata ? 'cancel_attempted_at')
-			AND greatest(j.attempted_at, m.updated_at) < now() - $2 * interval '1 microsecond'
-			FOR UPDATE OF j`, jobID, q.stale.Microseconds()).
-			Scan(&args.MoveID, &args.Action, &args.Actor, &over)
+		err := tx.QueryRow(ctx, `SELECT (args->>'move_id')::bigint, args->>'action', args->>'actor' FROM river_job
+			WHERE id = $1 AND state = 'running' AND NOT (metadata ? 'cancel_attempted_at')
+			AND attempted_at < now() - $2 * interval '1 microsecond'
+			FOR UPDATE`, jobID, q.stale.Microseconds()).
+			Scan(&args.MoveID, &args.Action, &args.Actor)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		quiet, ended, err := journal.Quiet(ctx, tx, args.MoveID, q.stale)
+		if err != nil || !quiet {
+			return err
+		}
+		over = ended
 		// River finalises a cancelled job that nobody runs when it rescues
 		// stuck jobs.
 		if _, err := q.client.JobCancelTx(ctx, tx, jobID); err != nil {
@@ -488,4 +377,35 @@ func (q *Queue) PurgeExpired(ctx context.Context) (Purged, error) {
 		q.log.Info("purged expired rows", attrs...)
 	}
 	return p, err
+}
+
+// SweepArgs is the periodic job that drops what finished online moves left
+// on their source shards (mover.Sweep).
+type SweepArgs struct{}
+
+// Kind names sweep jobs in River's tables.
+func (SweepArgs) Kind() string { return "move_sweep" }
+
+// InsertOpts: like the purge, a failed sweep waits for the next one.
+func (SweepArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
+
+type sweepWorker struct {
+	river.WorkerDefaults[SweepArgs]
+	q *Queue
+}
+
+// sweepPerShard bounds each shard's part of a sweep, so one that hangs
+// cannot hold up the others.
+const sweepPerShard = 10 * time.Second
+
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
+	swept, err := w.q.moves.Mover().Sweep(ctx, sweepPerShard)
+	attrs := []any{"slots", swept.Slots, "publications", swept.Publications}
+	switch {
+	case err != nil || len(swept.Failed) > 0:
+		w.q.log.Warn("sweeping online moves' slots and publications", append(attrs, "error", err, "failed", swept.Failed)...)
+	case len(swept.Slots)+len(swept.Publications) > 0:
+		w.q.log.Info("dropped what finished online moves left", attrs...)
+	}
+	return err
 }

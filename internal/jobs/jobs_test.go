@@ -21,8 +21,10 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/jobs"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -57,16 +59,17 @@ func runWorker() int {
 	}
 	set := shard.NewSet(cfg)
 	at := os.Getenv(workerPauseEnv)
-	q, err := jobs.New(set, jobs.Options{
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Work:   true,
-		Mover: mover.Options{Pause: func(point string) {
-			if point == at {
-				fmt.Fprintln(os.Stderr, workerPausedMsg+point)
-				select {}
-			}
-		}},
-	})
+	svc, err := moves.New(set, moves.Options{Mover: mover.Options{Pause: func(point string) {
+		if point == at {
+			fmt.Fprintln(os.Stderr, workerPausedMsg+point)
+			select {}
+		}
+	}}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	q, err := jobs.New(set, svc, jobs.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Work: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -166,9 +169,38 @@ func (e *env) digest(shardName string, id int64) movertest.Digest {
 	return d
 }
 
+// testQueue is a queue with the move service it runs moves for, and the
+// service's queued operations under short names.
+type testQueue struct {
+	*jobs.Queue
+	svc *moves.Service
+}
+
+func (q testQueue) EnqueueMove(ctx context.Context, p mover.Plan, actor string) (int64, error) {
+	return q.svc.Start(ctx, p, actor, true)
+}
+
+func (q testQueue) EnqueueResume(ctx context.Context, id int64, actor string) error {
+	_, err := q.svc.Resume(ctx, id, actor, true)
+	return err
+}
+
+func (q testQueue) EnqueueAbort(ctx context.Context, id int64, actor string) error {
+	_, err := q.svc.Abort(ctx, id, actor, true)
+	return err
+}
+
+func (q testQueue) Mover() *mover.Mover { return q.svc.Mover() }
+
+// queueOptions are a queue's options and its moves' mover options.
+type queueOptions struct {
+	jobs.Options
+	Mover mover.Options
+}
+
 // queue builds a queue; one that works jobs is started, and stopped at
 // cleanup.
-func (e *env) queue(o jobs.Options) *jobs.Queue {
+func (e *env) queue(o queueOptions) testQueue {
 	e.t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -176,7 +208,12 @@ func (e *env) queue(o jobs.Options) *jobs.Queue {
 	if o.Mover.CleanupDelay == 0 {
 		o.Mover.CleanupDelay = mover.NoCleanupDelay
 	}
-	q, err := jobs.New(e.newSet(), o)
+	set := e.newSet()
+	svc, err := moves.New(set, moves.Options{Mover: o.Mover})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	q, err := jobs.New(set, svc, o.Options)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -195,21 +232,21 @@ func (e *env) queue(o jobs.Options) *jobs.Queue {
 			}
 		})
 	}
-	return q
+	return testQueue{Queue: q, svc: svc}
 }
 
-func (e *env) plan(q *jobs.Queue, w registry.Website) mover.Plan {
+func (e *env) plan(q testQueue, w registry.Website) mover.Plan {
 	e.t.Helper()
-	p, err := q.Mover().Plan(context.Background(), w.Subdomain, "shard_1")
+	p, err := q.Mover().Plan(context.Background(), w.Subdomain, "shard_1", journal.ModeFreeze)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return p
 }
 
-func (e *env) move(id int64) mover.Move {
+func (e *env) move(id int64) journal.Move {
 	e.t.Helper()
-	m, err := mover.Get(context.Background(), e.primary, id)
+	m, err := journal.Get(context.Background(), e.primary, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -217,7 +254,7 @@ func (e *env) move(id int64) mover.Move {
 }
 
 // waitMove polls the journal until move id passes ok.
-func (e *env) waitMove(id int64, what string, ok func(mover.Move) bool) mover.Move {
+func (e *env) waitMove(id int64, what string, ok func(journal.Move) bool) journal.Move {
 	e.t.Helper()
 	deadline := time.Now().Add(moveLimit)
 	for {
@@ -234,13 +271,13 @@ func (e *env) waitMove(id int64, what string, ok func(mover.Move) bool) mover.Mo
 
 // waitDone waits until move id is done or aborted, or failed with no job
 // left to run it, and returns it.
-func (e *env) waitDone(id int64) mover.Move {
+func (e *env) waitDone(id int64) journal.Move {
 	e.t.Helper()
-	return e.waitMove(id, "done", func(m mover.Move) bool {
+	return e.waitMove(id, "done", func(m journal.Move) bool {
 		if m.Finished() {
 			return true
 		}
-		if m.State != mover.StateFailed {
+		if m.State != journal.StateFailed {
 			return false
 		}
 		for _, j := range e.jobs(id) {
@@ -342,10 +379,10 @@ func (e *env) wantAudit(id int64, want ...auditLine) {
 	}
 }
 
-// wantRefused checks a refusal: jobs.ErrRefused, saying want.
+// wantRefused checks a refusal: journal.ErrRefused, saying want.
 func wantRefused(t *testing.T, err error, want string) {
 	t.Helper()
-	if !errors.Is(err, jobs.ErrRefused) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want a refusal saying %q", err, want)
 	}
 }
@@ -413,7 +450,7 @@ func TestEnqueueMove_RunsTheMoveToDone(t *testing.T) {
 	neighbour := e.tenant("enqueued-neighbour", movertest.Options{Properties: 20, Photos: 2})
 	before, neighbourBefore := e.digest(shard.Default, site.ID), e.digest(shard.Default, neighbour.ID)
 
-	q := e.queue(jobs.Options{Work: true})
+	q := e.queue(queueOptions{Options: jobs.Options{Work: true}})
 	start := time.Now()
 	id, err := q.EnqueueMove(ctx, e.plan(q, site), actor)
 	if err != nil {
@@ -421,7 +458,7 @@ func TestEnqueueMove_RunsTheMoveToDone(t *testing.T) {
 	}
 	m := e.waitDone(id)
 	t.Logf("move %d ended as %s in %s", id, m.State, time.Since(start).Round(time.Millisecond))
-	if m.State != mover.StateDone || m.StartedBy != actor || m.Target != "shard_1" {
+	if m.State != journal.StateDone || m.StartedBy != actor || m.Target != "shard_1" {
 		t.Fatalf("journal: %+v", m)
 	}
 	e.wantMoved(site, before)
@@ -452,7 +489,7 @@ func TestEnqueueMove_JournalAndJobCommitTogether(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	site := e.tenant("atomic", movertest.Options{Properties: 30, Photos: 1})
-	q := e.queue(jobs.Options{}) // inserts only: queued jobs stay queued
+	q := e.queue(queueOptions{Options: jobs.Options{}}) // inserts only: queued jobs stay queued
 	moves := func() int {
 		return pgtest.QueryValue[int](t, e.cluster.URL[shard.Default], "SELECT count(*)::int FROM moves WHERE website_id = $1", site.ID)
 	}
@@ -463,7 +500,7 @@ func TestEnqueueMove_JournalAndJobCommitTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, err := q.EnqueueMove(ctx, plan, actor)
-	if !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "changed since the plan") || id != 0 {
+	if !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "changed since the plan") || id != 0 {
 		t.Errorf("EnqueueMove after the tenant changed: %d, %v; want a refusal saying it changed since the plan", id, err)
 	}
 	if n, j := moves(), e.countMoveJobs(); n != 0 || j != 0 {
@@ -479,7 +516,7 @@ func TestEnqueueMove_JournalAndJobCommitTogether(t *testing.T) {
 	pgtest.Exec(t, e.cluster.URL[shard.Default], `CREATE TRIGGER refuse_move_jobs BEFORE INSERT ON river_job
 		FOR EACH ROW EXECUTE FUNCTION refuse_move_jobs()`)
 	id, err = q.EnqueueMove(ctx, e.plan(q, site), actor)
-	if err == nil || errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "no move jobs today") || id != 0 {
+	if err == nil || errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "no move jobs today") || id != 0 {
 		t.Errorf("EnqueueMove when the job cannot be written: %d, %v; want the insert's error", id, err)
 	}
 	if n, j := moves(), e.countMoveJobs(); n != 0 || j != 0 {
@@ -495,14 +532,14 @@ func TestEnqueueMove_JournalAndJobCommitTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := e.move(id); m.State != mover.StatePlanned || moves() != 1 {
+	if m := e.move(id); m.State != journal.StatePlanned || moves() != 1 {
 		t.Errorf("journal after EnqueueMove: %+v (%d rows of the tenant)", m, moves())
 	}
 	if js := e.jobs(id); len(js) != 1 || js[0].State != "available" || js[0].Action != "move" || js[0].Actor != actor {
 		t.Errorf("jobs after EnqueueMove: %+v, want one available move job", js)
 	}
 	// A second move of the tenant is refused by the journal.
-	if _, err := q.EnqueueMove(ctx, plan, actor); !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), fmt.Sprintf("move %d", id)) {
+	if _, err := q.EnqueueMove(ctx, plan, actor); !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), fmt.Sprintf("move %d", id)) {
 		t.Errorf("second EnqueueMove: %v, want a refusal naming move %d", err, id)
 	}
 	wantRefused(t, q.EnqueueResume(ctx, id, actor), "running or queued already")
@@ -539,7 +576,7 @@ func TestEnqueueMove_JournalAndJobCommitTogether(t *testing.T) {
 // runUntil runs move id with a mover whose run is interrupted (as by
 // Ctrl-C) right after point, leaving the move failed in the step after it
 // and unclaimed.
-func (e *env) runUntil(id int64, point string) mover.Move {
+func (e *env) runUntil(id int64, point string) journal.Move {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -568,7 +605,7 @@ func TestEnqueueAbort_RollsBackAFailedMove(t *testing.T) {
 	rollback := e.tenant("rollback", movertest.Options{Properties: 80, Photos: 3})
 	forward := e.tenant("forward", movertest.Options{Properties: 40, Photos: 2})
 	rollbackBefore, forwardBefore := e.digest(shard.Default, rollback.ID), e.digest(shard.Default, forward.ID)
-	q := e.queue(jobs.Options{Work: true})
+	q := e.queue(queueOptions{Options: jobs.Options{Work: true}})
 
 	// Both moves are recorded without a job, as the CLI does, and their runs
 	// interrupted: one with its copy made and checked, one after the switch.
@@ -580,20 +617,20 @@ func TestEnqueueAbort_RollsBackAFailedMove(t *testing.T) {
 		return id
 	}
 	rollbackID, forwardID := start(rollback), start(forward)
-	if m := e.runUntil(rollbackID, mover.StateVerified); m.State != mover.StateFailed || m.FailedState != mover.StateVerified {
+	if m := e.runUntil(rollbackID, string(journal.StateVerified)); m.State != journal.StateFailed || m.FailedState != journal.StateVerified {
 		t.Fatalf("interrupted after the check: %+v", m)
 	}
 	if d := e.digest("shard_1", rollback.ID); d.Empty() {
 		t.Fatal("the interrupted move copied nothing")
 	}
-	if m := e.runUntil(forwardID, mover.StateSwitched); m.State != mover.StateFailed || m.FailedState != mover.StateSwitched {
+	if m := e.runUntil(forwardID, string(journal.StateSwitched)); m.State != journal.StateFailed || m.FailedState != journal.StateSwitched {
 		t.Fatalf("interrupted after the switch: %+v", m)
 	}
 
 	if err := q.EnqueueAbort(ctx, rollbackID, actor); err != nil {
 		t.Fatal(err)
 	}
-	m := e.waitMove(rollbackID, "aborted", func(m mover.Move) bool { return m.State == mover.StateAborted && m.TargetCleared })
+	m := e.waitMove(rollbackID, "aborted", func(m journal.Move) bool { return m.State == journal.StateAborted && m.TargetCleared })
 	if m.Error != "" || m.FinishedAt == nil {
 		t.Errorf("journal after the abort: %+v", m)
 	}
@@ -620,7 +657,7 @@ func TestEnqueueAbort_RollsBackAFailedMove(t *testing.T) {
 	if err := q.EnqueueResume(ctx, forwardID, actor); err != nil {
 		t.Fatal(err)
 	}
-	if m := e.waitDone(forwardID); m.State != mover.StateDone {
+	if m := e.waitDone(forwardID); m.State != journal.StateDone {
 		t.Fatalf("resumed move ended as %+v", m)
 	}
 	e.wantMoved(forward, forwardBefore)
@@ -639,10 +676,10 @@ func TestRecoverOrphans_LeavesAClaimedMoveAlone(t *testing.T) {
 	queued := e.tenant("claimed-job", movertest.Options{Properties: 60, Photos: 2})
 	byHand := e.tenant("claimed-cli", movertest.Options{Properties: 20, Photos: 1})
 	queuedBefore := e.digest(shard.Default, queued.ID)
-	g := e.gate(mover.StateCopying)
-	q := e.queue(jobs.Options{Work: true, Mover: mover.Options{Pause: g.pause}})
+	g := e.gate(string(journal.StateCopying))
+	q := e.queue(queueOptions{Options: jobs.Options{Work: true}, Mover: mover.Options{Pause: g.pause}})
 	// A watcher for which every job is old enough to be dead.
-	watcher := e.queue(jobs.Options{StaleAfter: time.Microsecond})
+	watcher := e.queue(queueOptions{Options: jobs.Options{StaleAfter: time.Microsecond}})
 
 	id, err := q.EnqueueMove(ctx, e.plan(q, queued), actor)
 	if err != nil {
@@ -651,7 +688,7 @@ func TestRecoverOrphans_LeavesAClaimedMoveAlone(t *testing.T) {
 	g.wait(t)
 
 	// The run without a job, stopped at its freeze.
-	cli := e.gate(mover.StateFrozen)
+	cli := e.gate(string(journal.StateFrozen))
 	m, err := mover.New(e.newSet(), mover.Options{CleanupDelay: mover.NoCleanupDelay, Pause: cli.pause})
 	if err != nil {
 		t.Fatal(err)
@@ -667,7 +704,7 @@ func TestRecoverOrphans_LeavesAClaimedMoveAlone(t *testing.T) {
 	}()
 	cli.wait(t)
 
-	for _, w := range []*jobs.Queue{watcher, q} {
+	for _, w := range []testQueue{watcher, q} {
 		if got, err := w.RecoverOrphans(ctx); err != nil || len(got) != 0 {
 			t.Errorf("RecoverOrphans while the moves run: %v, %v; want nothing", got, err)
 		}
@@ -685,7 +722,7 @@ func TestRecoverOrphans_LeavesAClaimedMoveAlone(t *testing.T) {
 
 	g.free()
 	cli.free()
-	if m := e.waitDone(id); m.State != mover.StateDone {
+	if m := e.waitDone(id); m.State != journal.StateDone {
 		t.Fatalf("move %d ended as %+v", id, m)
 	}
 	if err := <-cliDone; err != nil {
@@ -760,7 +797,7 @@ func TestRecoverOrphans_RequeuesADeadProcessesJobOnce(t *testing.T) {
 	site := e.tenant("orphan", movertest.Options{Properties: 150, Photos: 6})
 	neighbour := e.tenant("orphan-neighbour", movertest.Options{Properties: 20, Photos: 2})
 	before, neighbourBefore := e.digest(shard.Default, site.ID), e.digest(shard.Default, neighbour.ID)
-	inserter := e.queue(jobs.Options{})
+	inserter := e.queue(queueOptions{Options: jobs.Options{}})
 	id, err := inserter.EnqueueMove(ctx, e.plan(inserter, site), actor)
 	if err != nil {
 		t.Fatal(err)
@@ -778,7 +815,7 @@ func TestRecoverOrphans_RequeuesADeadProcessesJobOnce(t *testing.T) {
 	if claimed, err := mover.Claimed(ctx, e.primary, id); err != nil || !claimed {
 		t.Fatalf("the paused worker's move: claimed %v, %v", claimed, err)
 	}
-	watchers := []*jobs.Queue{e.queue(jobs.Options{StaleAfter: time.Microsecond}), e.queue(jobs.Options{StaleAfter: time.Microsecond})}
+	watchers := []testQueue{e.queue(queueOptions{Options: jobs.Options{StaleAfter: time.Microsecond}}), e.queue(queueOptions{Options: jobs.Options{StaleAfter: time.Microsecond}})}
 	if got, err := watchers[0].RecoverOrphans(ctx); err != nil || len(got) != 0 {
 		t.Errorf("RecoverOrphans while the worker lives: %v, %v; want nothing", got, err)
 	}
@@ -804,7 +841,7 @@ func TestRecoverOrphans_RequeuesADeadProcessesJobOnce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if m := e.move(id); m.State != mover.StateCopying {
+	if m := e.move(id); m.State != journal.StateCopying {
 		t.Fatalf("journal after the kill: %+v, want copying", m)
 	}
 	dead := e.jobs(id)
@@ -848,8 +885,8 @@ func TestRecoverOrphans_RequeuesADeadProcessesJobOnce(t *testing.T) {
 	if err := registry.SetStatus(ctx, e.primary, site.ID, registry.StatusMaintenance); err != nil {
 		t.Fatal(err)
 	}
-	q := e.queue(jobs.Options{Work: true})
-	if m := e.waitDone(id); m.State != mover.StateFailed || m.FailedState != mover.StateCopying {
+	q := e.queue(queueOptions{Options: jobs.Options{Work: true}})
+	if m := e.waitDone(id); m.State != journal.StateFailed || m.FailedState != journal.StateCopying {
 		t.Fatalf("recovered move ended as %+v, want failed while copying", m)
 	}
 	js = e.waitJobs(id, "the recovered job cancelled", func(js []jobRow) bool { return len(js) != 2 || js[1].State == "cancelled" })
@@ -864,7 +901,7 @@ func TestRecoverOrphans_RequeuesADeadProcessesJobOnce(t *testing.T) {
 	if err := q.EnqueueResume(ctx, id, actor); err != nil {
 		t.Fatalf("resume after the recovered run failed: %v", err)
 	}
-	if m := e.waitDone(id); m.State != mover.StateDone {
+	if m := e.waitDone(id); m.State != journal.StateDone {
 		t.Fatalf("resumed move ended as %+v", m)
 	}
 	e.wantMoved(site, before)
@@ -895,15 +932,15 @@ func TestRecoverOrphans_LeavesAJobWhoseMoveJustEnded(t *testing.T) {
 	ctx := context.Background()
 	site := e.tenant("just-ended", movertest.Options{Properties: 40, Photos: 2})
 	const stale = 2 * time.Second
-	watcher := e.queue(jobs.Options{StaleAfter: stale})
+	watcher := e.queue(queueOptions{Options: jobs.Options{StaleAfter: stale}})
 
-	long := e.gate(mover.StateCopying)
+	long := e.gate(string(journal.StateCopying))
 	var lock pgx.Tx
 	var lockErr error
 	locked := make(chan struct{})
 	pause := func(point string) {
 		long.pause(point)
-		if point == mover.StateCleaned {
+		if point == string(journal.StateCleaned) {
 			// The last pause before done: from here on audit lines wait.
 			if lock, lockErr = e.primary.Begin(ctx); lockErr == nil {
 				_, lockErr = lock.Exec(ctx, "LOCK TABLE audit_log IN SHARE MODE")
@@ -911,7 +948,7 @@ func TestRecoverOrphans_LeavesAJobWhoseMoveJustEnded(t *testing.T) {
 			close(locked)
 		}
 	}
-	q := e.queue(jobs.Options{Work: true, Mover: mover.Options{Pause: pause}})
+	q := e.queue(queueOptions{Options: jobs.Options{Work: true}, Mover: mover.Options{Pause: pause}})
 	id, err := q.EnqueueMove(ctx, e.plan(q, site), actor)
 	if err != nil {
 		t.Fatal(err)
@@ -943,7 +980,7 @@ func TestRecoverOrphans_LeavesAJobWhoseMoveJustEnded(t *testing.T) {
 		}
 	}
 	defer release()
-	e.waitMove(id, "done", func(m mover.Move) bool { return m.State == mover.StateDone })
+	e.waitMove(id, "done", func(m journal.Move) bool { return m.State == journal.StateDone })
 	// The runner records done, then lets its claim go.
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		claimed, err := mover.Claimed(ctx, e.primary, id)

@@ -112,7 +112,7 @@ func TestPurgeExpired_DeletesOnlyExpiredRows(t *testing.T) {
 	rows := newPurgeRows(e)
 	rows.add([2]int{2, 3}, [2]int{1, 2}, [2]int{3, 1})
 	var logs syncBuffer
-	q := e.queue(jobs.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	q := e.queue(queueOptions{Options: jobs.Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}})
 	logs.take()
 
 	got, err := q.PurgeExpired(ctx)
@@ -140,7 +140,7 @@ func TestPurgeExpired_RunsPeriodically(t *testing.T) {
 	e := newEnv(t)
 	rows := newPurgeRows(e)
 	rows.add([2]int{2, 1}, [2]int{2, 1}, [2]int{2, 1})
-	e.queue(jobs.Options{Work: true, PurgeEvery: 300 * time.Millisecond})
+	e.queue(queueOptions{Options: jobs.Options{Work: true, PurgeEvery: 300 * time.Millisecond}})
 
 	waitPurged := func(what string, want purgeCounts) {
 		t.Helper()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -140,8 +141,18 @@ var (
 	moveDuration = prometheus.NewDesc("pwb_move_duration_seconds",
 		"Whole time of the finished moves (done), from start to finish.", nil, nil)
 	moveReadOnly = prometheus.NewDesc("pwb_move_read_only_seconds",
-		"Time the finished moves (done) kept their tenant read-only, from freeze to switch.", nil, nil)
-	moveBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}
+		"Time the finished freeze-mode moves (done) kept their tenant read-only, from freeze to switch.", nil, nil)
+	moveBlocked = prometheus.NewDesc("pwb_move_writes_blocked_seconds",
+		"Time the finished moves (done) blocked their tenant's writes: the whole freeze, or an online move's cut-over.",
+		[]string{"mode"}, nil)
+	moveLag = prometheus.NewDesc("pwb_move_lag",
+		"How far an unfinished online move's target is behind its source, as last recorded: in bytes of WAL and in seconds.",
+		[]string{"move", "tenant", "source", "target", "unit"}, nil)
+	moveChanges = prometheus.NewDesc("pwb_move_changes_applied",
+		"Changes an unfinished online move has streamed to its target, as last recorded.",
+		[]string{"move", "tenant", "source", "target"}, nil)
+	moveBuckets    = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}
+	blockedBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 1800}
 )
 
 // moveCollector reads the move journal on primary, so every app process
@@ -156,6 +167,9 @@ func (moveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- moveRows
 	ch <- moveDuration
 	ch <- moveReadOnly
+	ch <- moveBlocked
+	ch <- moveLag
+	ch <- moveChanges
 }
 
 // journalTimeout bounds the journal reads of one scrape.
@@ -174,85 +188,75 @@ func (c moveCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func collectMoves(ctx context.Context, primary *pgxpool.Pool, ch chan<- prometheus.Metric) error {
-	rows, err := primary.Query(ctx, "SELECT state, count(*) FROM moves GROUP BY state")
+	byState, err := journal.CountByState(ctx, primary)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var state string
-		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		ch <- prometheus.MustNewConstMetric(movesByState, prometheus.GaugeValue, float64(n), state)
+	for state, n := range byState {
+		ch <- prometheus.MustNewConstMetric(movesByState, prometheus.GaugeValue, float64(n), string(state))
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = primary.Query(ctx, `SELECT m.id, w.subdomain, m.source_shard, m.target_shard, m.state,
-		COALESCE(sum(t.rows_copied), 0)::bigint, COALESCE(sum(t.rows_total), 0)::bigint
-		FROM moves m JOIN websites w ON w.id = m.website_id LEFT JOIN move_tables t ON t.move_id = m.id
-		WHERE m.state NOT IN ('done', 'aborted') GROUP BY m.id, w.subdomain`)
+	running, err := journal.ListUnfinished(ctx, primary)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var id, copied, total int64
-		var tenant, source, target, state string
-		if err := rows.Scan(&id, &tenant, &source, &target, &state, &copied, &total); err != nil {
-			rows.Close()
-			return err
+	for _, m := range running {
+		labels := []string{strconv.FormatInt(m.ID, 10), m.Subdomain, m.Source, m.Target, string(m.State)}
+		ch <- prometheus.MustNewConstMetric(moveRows, prometheus.GaugeValue, float64(m.RowsCopied()), append(labels, "copied")...)
+		ch <- prometheus.MustNewConstMetric(moveRows, prometheus.GaugeValue, float64(m.RowsTotal()), append(labels, "total")...)
+		if m.Online() && m.StreamedAt != nil {
+			ids := labels[:4:4] // without the state; appending copies
+			ch <- prometheus.MustNewConstMetric(moveChanges, prometheus.GaugeValue, float64(m.ChangesApplied), ids...)
+			if m.LagBytes != nil && m.LagSeconds != nil {
+				ch <- prometheus.MustNewConstMetric(moveLag, prometheus.GaugeValue, float64(*m.LagBytes), append(ids, "bytes")...)
+				ch <- prometheus.MustNewConstMetric(moveLag, prometheus.GaugeValue, *m.LagSeconds, append(ids, "seconds")...)
+			}
 		}
-		labels := []string{strconv.FormatInt(id, 10), tenant, source, target, state}
-		ch <- prometheus.MustNewConstMetric(moveRows, prometheus.GaugeValue, float64(copied), append(labels, "copied")...)
-		ch <- prometheus.MustNewConstMetric(moveRows, prometheus.GaugeValue, float64(total), append(labels, "total")...)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = primary.Query(ctx, `SELECT extract(epoch FROM finished_at - started_at)::float8,
-		extract(epoch FROM switched_at - frozen_at)::float8 FROM moves WHERE state = 'done'`)
+	timings, err := journal.Timings(ctx, primary)
 	if err != nil {
 		return err
 	}
-	whole, readOnly := newHistogram(), newHistogram()
-	for rows.Next() {
-		var w, r float64
-		if err := rows.Scan(&w, &r); err != nil {
-			rows.Close()
-			return err
+	whole, readOnly := newHistogram(moveBuckets), newHistogram(moveBuckets)
+	blocked := map[journal.Mode]*histogram{journal.ModeFreeze: newHistogram(blockedBuckets), journal.ModeOnline: newHistogram(blockedBuckets)}
+	for _, t := range timings {
+		whole.observe(t.Whole.Seconds())
+		if t.Mode == journal.ModeFreeze {
+			readOnly.observe(t.Blocked.Seconds())
 		}
-		whole.observe(w)
-		readOnly.observe(r)
-	}
-	if err := rows.Err(); err != nil {
-		return err
+		if h := blocked[t.Mode]; h != nil {
+			h.observe(t.Blocked.Seconds())
+		}
 	}
 	ch <- whole.metric(moveDuration)
 	ch <- readOnly.metric(moveReadOnly)
+	for mode, h := range blocked {
+		ch <- h.metric(moveBlocked, string(mode))
+	}
 	return nil
 }
 
 // histogram builds a constant histogram from values read at scrape time.
 type histogram struct {
+	bounds  []float64
 	count   uint64
 	sum     float64
 	buckets map[float64]uint64
 }
 
-func newHistogram() *histogram { return &histogram{buckets: map[float64]uint64{}} }
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, buckets: map[float64]uint64{}}
+}
 
 func (h *histogram) observe(v float64) {
 	h.count++
 	h.sum += v
-	for _, b := range moveBuckets {
+	for _, b := range h.bounds {
 		if v <= b {
 			h.buckets[b]++
 		}
 	}
 }
 
-func (h *histogram) metric(d *prometheus.Desc) prometheus.Metric {
-	return prometheus.MustNewConstHistogram(d, h.count, h.sum, h.buckets)
+func (h *histogram) metric(d *prometheus.Desc, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstHistogram(d, h.count, h.sum, h.buckets, labels...)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/benchenv"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
@@ -259,7 +260,7 @@ type phaseRecorder struct {
 	t        *testing.T
 	mu       sync.Mutex
 	began    time.Time
-	first    map[string]time.Time
+	first    map[journal.Phase]time.Time
 	tableEnd map[string]time.Time
 	step     string // the last phase and table logged
 }
@@ -267,7 +268,7 @@ type phaseRecorder struct {
 func (p *phaseRecorder) reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.first, p.tableEnd = map[string]time.Time{}, map[string]time.Time{}
+	p.first, p.tableEnd = map[journal.Phase]time.Time{}, map[string]time.Time{}
 	p.began, p.step = time.Now(), ""
 }
 
@@ -281,23 +282,23 @@ func (p *phaseRecorder) event(e mover.Event) {
 	if _, ok := p.first[e.Phase]; !ok {
 		p.first[e.Phase] = now
 	}
-	if e.Phase == mover.StateCopying && e.Table != "" {
+	if e.Phase == journal.StateCopying.Phase() && e.Table != "" {
 		p.tableEnd[e.Table] = now // the last copying event of a table is sent when it is done
 	}
 	// Log each phase (and table) as it starts, so a slow step shows in a
 	// long run's output while it happens.
-	if step := e.Phase + " " + e.Table; step != p.step {
+	if step := string(e.Phase) + " " + e.Table; step != p.step {
 		p.step = step
 		p.t.Logf("  move at %7.2fs: %s %s (%d of %d rows)", now.Sub(p.began).Seconds(), e.Phase, e.Table, e.Rows, e.RowsTotal)
 	}
 }
 
-func (p *phaseRecorder) at(phase string) time.Time {
+func (p *phaseRecorder) at(phase journal.Phase) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	at, ok := p.first[phase]
 	if !ok {
-		panic("no progress event of phase " + phase)
+		panic("no progress event of phase " + string(phase))
 	}
 	return at
 }
@@ -310,7 +311,7 @@ func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder, last bool) moveResu
 	var res moveResult
 	rec.reset()
 	began := time.Now()
-	plan, err := m.Plan(ctx, b.site.Subdomain, "shard_1")
+	plan, err := m.Plan(ctx, b.site.Subdomain, "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -327,17 +328,17 @@ func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder, last bool) moveResu
 	ended := time.Now()
 	res.whole, res.plan, res.start = ended.Sub(began), planned.Sub(began), running.Sub(planned)
 	res.preflight = plan
-	if mv.State != mover.StateDone || mv.FrozenAt == nil || mv.SwitchedAt == nil || mv.FinishedAt == nil {
+	if mv.State != journal.StateDone || mv.FrozenAt == nil || mv.SwitchedAt == nil || mv.FinishedAt == nil {
 		t.Fatalf("journal after the move: %+v", mv)
 	}
 	res.rows = mv.RowsCopied()
-	copying, copied := rec.at(mover.StateCopying), rec.at(mover.StateCopied)
-	verified, switched := rec.at(mover.StateVerified), rec.at(mover.StateSwitched)
-	cleaned := rec.at(mover.StateCleaned)
+	copying, copied := rec.at(journal.StateCopying.Phase()), rec.at(journal.StateCopied.Phase())
+	verified, switched := rec.at(journal.StateVerified.Phase()), rec.at(journal.StateSwitched.Phase())
+	cleaned := rec.at(journal.StateCleaned.Phase())
 	// The tenant turns read_only at the start of the freeze, the first step
 	// of Run, and active again on the target at the switch.
 	res.readOnly = switched.Sub(running)
-	res.freeze = rec.at(mover.StateFrozen).Sub(running)
+	res.freeze = rec.at(journal.StateFrozen.Phase()).Sub(running)
 	res.copy = copied.Sub(copying)
 	res.verify = verified.Sub(copied)
 	res.switchOver = switched.Sub(verified)
@@ -361,7 +362,7 @@ func (b *moveBench) move(m *mover.Mover, rec *phaseRecorder, last bool) moveResu
 	settle(t, b.src, b.dst)
 
 	back := time.Now()
-	plan, err = b.back.Plan(ctx, b.site.Subdomain, shard.Default)
+	plan, err = b.back.Plan(ctx, b.site.Subdomain, shard.Default, journal.ModeFreeze)
 	if err != nil {
 		t.Fatalf("plan back: %v", err)
 	}

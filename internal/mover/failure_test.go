@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -98,7 +99,7 @@ func (s *site) enquire(t *testing.T, msg string) int {
 // server when half of property_photos is in the target's open transaction,
 // reading the site before and after. The move must fail with a reason that
 // names the target; the source stays intact and readable, writes paused.
-func stoppedMidCopy(t *testing.T) (*platform, *site, *mover.Mover, mover.Move, map[string]movertest.Digest) {
+func stoppedMidCopy(t *testing.T) (*platform, *site, *mover.Mover, journal.Move, map[string]movertest.Digest) {
 	p := newPlatform(t, movertest.Options{Properties: 150, Photos: 12})
 	s := p.serve(t)
 	before := p.digests(t)
@@ -113,7 +114,7 @@ func stoppedMidCopy(t *testing.T) (*platform, *site, *mover.Mover, mover.Move, m
 		}
 	}})
 	ctx := context.Background()
-	plan, err := m.Plan(ctx, p.site.Subdomain, "shard_1")
+	plan, err := m.Plan(ctx, p.site.Subdomain, "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +130,11 @@ func stoppedMidCopy(t *testing.T) (*platform, *site, *mover.Mover, mover.Move, m
 	if !strings.Contains(msg, "failed while copying") || !strings.Contains(msg, `copying property_photos from "default" to "shard_1"`) || strings.Contains(msg, "\n") {
 		t.Errorf("error %q should say, on one line, that copying property_photos to shard_1 failed", msg)
 	}
-	mv, err := mover.Get(ctx, p.primary, id)
+	mv, err := journal.Get(ctx, p.primary, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mv.State != mover.StateFailed || mv.FailedState != mover.StateCopying || mv.Error == "" {
+	if mv.State != journal.StateFailed || mv.FailedState != journal.StateCopying || mv.Error == "" {
 		t.Errorf("journal: state %s (%s), error %q; want failed while copying, with the reason", mv.State, mv.FailedState, mv.Error)
 	}
 	if w := p.website(t); w.Status != registry.StatusReadOnly || w.ShardName != shard.Default {
@@ -172,7 +173,7 @@ func TestMove_TargetStoppedMidCopy_Abort(t *testing.T) {
 	}
 
 	p.start(t, "shard_1")
-	if _, err := m.Plan(ctx, p.site.Subdomain, "shard_1"); !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "run `pwb sharding abort") {
+	if _, err := m.Plan(ctx, p.site.Subdomain, "shard_1", journal.ModeFreeze); !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "run `pwb sharding abort") {
 		t.Errorf("a new move onto the target with leftovers: %v, want a refusal pointing at abort", err)
 	}
 	if p.digest(t, "shard_1", p.site.ID).Empty() {
@@ -182,7 +183,7 @@ func TestMove_TargetStoppedMidCopy_Abort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.State != mover.StateAborted || !done.TargetCleared {
+	if done.State != journal.StateAborted || !done.TargetCleared {
 		t.Errorf("journal after the second abort: %+v", done)
 	}
 	if diff := cmp.Diff(before, p.digests(t)); diff != "" {
@@ -203,7 +204,7 @@ func TestMove_TargetStoppedMidCopy_Resume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done.State != mover.StateDone {
+	if done.State != journal.StateDone {
 		t.Errorf("journal after resume: %s", done.State)
 	}
 	p.wantMoved(t, before, shard.Default, "shard_1")

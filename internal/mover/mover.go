@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/changes"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -22,13 +24,22 @@ import (
 // Bytes counts the COPY stream so far; BytesTotal is the rows' size as
 // stored, so the two compare only roughly.
 type Event struct {
-	Move       int64  `json:"move"`
-	Phase      string `json:"phase"`
-	Table      string `json:"table,omitempty"`
-	Rows       int64  `json:"rows"`
-	RowsTotal  int64  `json:"rows_total"`
-	Bytes      int64  `json:"bytes"`
-	BytesTotal int64  `json:"bytes_total"`
+	Move       int64         `json:"move"`
+	Phase      journal.Phase `json:"phase"`
+	Table      string        `json:"table,omitempty"`
+	Rows       int64         `json:"rows"`
+	RowsTotal  int64         `json:"rows_total"`
+	Bytes      int64         `json:"bytes"`
+	BytesTotal int64         `json:"bytes_total"`
+	// An online move's catch-up, while it streams: changes applied, and how
+	// far the target is behind the source.
+	Changes    int64   `json:"changes,omitempty"`
+	LagBytes   int64   `json:"lag_bytes,omitempty"`
+	LagSeconds float64 `json:"lag_seconds,omitempty"`
+	// Blocked is how long the cut-over held the tenant's writes.
+	Blocked time.Duration `json:"blocked_ns,omitempty"`
+	// Detail says more about the phase, in words.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Options tunes a Mover. The zero value is ready to use.
@@ -51,7 +62,19 @@ type Options struct {
 	// DeleteBatch is the number of rows deleted per statement when cleaning
 	// up. Default 10,000.
 	DeleteBatch int
+	// CutoverBudget bounds how long an online move's cut-over holds the
+	// tenant's writes: waiting for the write fence, for the target to apply
+	// the last changes, and for the registry's switch. An attempt that
+	// would take longer lets go and is tried again. Default
+	// DefaultCutoverBudget.
+	CutoverBudget time.Duration
+	// CutoverAttempts is how many cut-overs an online move tries before it
+	// fails (and can be resumed). Default 60, about five minutes.
+	CutoverAttempts int
 }
+
+// DefaultCutoverBudget keeps an online move's cut-over well under a second.
+const DefaultCutoverBudget = 800 * time.Millisecond
 
 // DefaultCleanupDelay is the registry cache's default TTL: after it every
 // app process has read the new shard, even one whose change notification was
@@ -91,6 +114,12 @@ func New(set *shard.Set, opt Options) (*Mover, error) {
 	if opt.DeleteBatch <= 0 {
 		opt.DeleteBatch = 10_000
 	}
+	if opt.CutoverBudget <= 0 {
+		opt.CutoverBudget = DefaultCutoverBudget
+	}
+	if opt.CutoverAttempts <= 0 {
+		opt.CutoverAttempts = 60
+	}
 	return &Mover{set: set, primary: primary, opt: opt}, nil
 }
 
@@ -122,30 +151,30 @@ func (m *Mover) StartWith(ctx context.Context, p Plan, startedBy string, also fu
 	err := pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, p.Website.ID)
 		if err != nil {
-			return refusal(err)
+			return journal.Refusal(err)
 		}
 		// A move started since the plan explains a changed status too.
-		if err := RefuseIfMoving(ctx, tx, w.ID); err != nil {
-			return refusal(err)
+		if err := journal.RefuseIfMoving(ctx, tx, w.ID); err != nil {
+			return journal.Refusal(err)
 		}
 		if w.Status != registry.StatusActive || w.ShardName != p.Source {
-			return refuse("tenant %d (%s) changed since the plan: it is now %s on shard %q", w.ID, w.Subdomain, w.Status, w.ShardName)
+			return journal.Refuse("tenant %d (%s) changed since the plan: it is now %s on shard %q", w.ID, w.Subdomain, w.Status, w.ShardName)
 		}
-		if id, err = insert(ctx, tx, p, startedBy); err != nil || also == nil {
+		if id, err = journal.Insert(ctx, tx, p.newMove(startedBy)); err != nil || also == nil {
 			return err
 		}
 		return also(ctx, tx, id)
 	})
-	if errors.Is(err, errUnfinishedNow) {
-		if m, found, _ := Unfinished(ctx, m.primary, p.Website.ID); found {
-			return 0, refusal(unfinishedError(m))
+	if errors.Is(err, journal.ErrUnfinishedNow) {
+		if m, found, _ := journal.Unfinished(ctx, m.primary, p.Website.ID); found {
+			return 0, journal.Refusal(journal.UnfinishedError(m))
 		}
-		return 0, refuse("another move of tenant %d (%s) started at the same moment", p.Website.ID, p.Website.Subdomain)
+		return 0, journal.Refuse("another move of tenant %d (%s) started at the same moment", p.Website.ID, p.Website.Subdomain)
 	}
 	if err != nil {
 		return 0, err
 	}
-	m.pause(StatePlanned)
+	m.pause(string(journal.StatePlanned))
 	return id, nil
 }
 
@@ -188,7 +217,7 @@ func (m *Mover) claim(ctx context.Context, id int64) (*claim, error) {
 	}
 	if !ok {
 		conn.Close(ctx)
-		return nil, refusal(fmt.Errorf("move %d: %w", id, ErrBusy))
+		return nil, journal.Refusal(fmt.Errorf("move %d: %w", id, ErrBusy))
 	}
 	return &claim{conn: conn, tx: tx}, nil
 }
@@ -220,18 +249,18 @@ func Claimed(ctx context.Context, primary *pgxpool.Pool, id int64) (bool, error)
 }
 
 // claimMove claims move id and reads it from the journal.
-func (m *Mover) claimMove(ctx context.Context, id int64) (*claim, Move, error) {
+func (m *Mover) claimMove(ctx context.Context, id int64) (*claim, journal.Move, error) {
 	c, err := m.claim(ctx, id)
 	if err != nil {
-		return nil, Move{}, err
+		return nil, journal.Move{}, err
 	}
-	mv, err := Get(ctx, m.primary, id)
+	mv, err := journal.Get(ctx, m.primary, id)
 	if err != nil {
 		c.release()
-		if errors.Is(err, ErrNotFound) {
-			err = refusal(err)
+		if errors.Is(err, journal.ErrNotFound) {
+			err = journal.Refusal(err)
 		}
-		return nil, Move{}, err
+		return nil, journal.Move{}, err
 	}
 	return c, mv, nil
 }
@@ -240,89 +269,108 @@ func (m *Mover) claimMove(ctx context.Context, id int64) (*claim, Move, error) {
 // says it stopped, to done. A failure is recorded in the journal with the
 // step it happened in, and returned; Run (resume) again continues from that
 // step, Abort rolls back if the switch has not happened.
-func (m *Mover) Run(ctx context.Context, id int64) (Move, error) {
+func (m *Mover) Run(ctx context.Context, id int64) (journal.Move, error) {
 	c, mv, err := m.claimMove(ctx, id)
 	if err != nil {
 		return mv, err
 	}
 	defer c.release()
-	if mv.Finished() {
-		return mv, refuse("move %d of tenant %d (%s) is already %s", mv.ID, mv.WebsiteID, mv.Subdomain, mv.State)
+	if err := mv.ResumeRefusal(); err != nil {
+		return mv, err
 	}
 	// Journal reads and the failure record outlive an interrupt (Ctrl-C).
 	jctx := context.WithoutCancel(ctx)
-	for mv.Step() != StateDone {
+	r := &run{m: m}
+	defer r.stopStream(jctx)
+	for mv.Step() != journal.StateDone {
 		step := mv.Step()
 		err := ctx.Err()
 		if err == nil {
-			err = m.step(ctx, mv)
+			if mv.Online() {
+				err = r.step(ctx, mv)
+			} else {
+				err = m.step(ctx, mv)
+			}
+		}
+		if errors.Is(err, changes.ErrSlotLost) && ctx.Err() == nil && mv.CopyAttempts < maxCopyAttempts {
+			// Nothing streamed can be trusted to be complete: copy again,
+			// with a new slot.
+			r.stopStream(jctx)
+			m.emit(Event{Move: mv.ID, Phase: journal.StatePrepared.Phase(), Detail: "the slot was lost; copying again"})
+			err = journal.SetState(ctx, m.primary, id, journal.StatePrepared)
 		}
 		if err != nil {
 			rctx, cancel := context.WithTimeout(jctx, 10*time.Second)
 			defer cancel()
+			// A step may record a state of its own before it fails (an
+			// online copy records copying): the failure is in that one.
+			if now, gerr := journal.Get(rctx, m.primary, id); gerr == nil && now.State != journal.StateFailed && now.State != step {
+				step = now.State
+			}
 			if ctx.Err() != nil {
 				err = fmt.Errorf("interrupted while %s: %w", step, err)
 			}
-			if jerr := setFailed(rctx, m.primary, id, step, err); jerr != nil {
+			if jerr := journal.SetFailed(rctx, m.primary, id, step, err); jerr != nil {
 				err = errors.Join(err, jerr)
 			}
-			if failed, gerr := Get(rctx, m.primary, id); gerr == nil {
+			if failed, gerr := journal.Get(rctx, m.primary, id); gerr == nil {
 				mv = failed
 			}
 			return mv, fmt.Errorf("move %d failed while %s: %w", id, step, err)
 		}
-		if mv, err = Get(jctx, m.primary, id); err != nil {
+		if mv, err = journal.Get(jctx, m.primary, id); err != nil {
 			return mv, err
 		}
 	}
 	return mv, nil
 }
 
-// step performs the step that follows mv's state and records it.
-func (m *Mover) step(ctx context.Context, mv Move) error {
-	var next string
+// step performs the step of a freeze move that follows mv's state and
+// records it.
+func (m *Mover) step(ctx context.Context, mv journal.Move) error {
+	var next journal.State
 	switch mv.Step() {
-	case StatePlanned:
-		next = StateFrozen
+	case journal.StatePlanned:
+		next = journal.StateFrozen
 		if err := m.freeze(ctx, mv); err != nil {
 			return err
 		}
-	case StateFrozen:
-		next = StateCopying
-	case StateCopying:
-		next = StateCopied
+	case journal.StateFrozen:
+		next = journal.StateCopying
+	case journal.StateCopying:
+		next = journal.StateCopied
 		if err := m.copy(ctx, mv); err != nil {
 			return err
 		}
-	case StateCopied:
-		next = StateVerified
+	case journal.StateCopied:
+		next = journal.StateVerified
 		if err := m.verify(ctx, mv); err != nil {
 			return err
 		}
-	case StateVerified:
+	case journal.StateVerified:
 		// The switch records its state in its own transaction.
 		if err := m.switchOver(ctx, mv); err != nil {
 			return err
 		}
-		m.emit(Event{Move: mv.ID, Phase: StateSwitched, RowsTotal: mv.RowsTotal(), BytesTotal: mv.BytesTotal()})
-		m.pause(StateSwitched)
+		m.emit(Event{Move: mv.ID, Phase: journal.StateSwitched.Phase(), RowsTotal: mv.RowsTotal(), BytesTotal: mv.BytesTotal()})
+		m.pause(string(journal.StateSwitched))
 		return nil
-	case StateSwitched:
-		next = StateCleaned
+	case journal.StateSwitched:
+		next = journal.StateCleaned
 		if err := m.cleanup(ctx, mv); err != nil {
 			return err
 		}
-	case StateCleaned:
-		next = StateDone
+	case journal.StateCleaned:
+		next = journal.StateDone
 	default:
 		return fmt.Errorf("move %d is in unknown state %q", mv.ID, mv.Step())
 	}
-	if err := setState(ctx, m.primary, mv.ID, next); err != nil {
+	if err := journal.SetState(ctx, m.primary, mv.ID, next); err != nil {
 		return err
 	}
-	m.emit(Event{Move: mv.ID, Phase: next, RowsTotal: mv.RowsTotal(), BytesTotal: mv.BytesTotal()})
-	if next != StateDone {
-		m.pause(next)
+	m.emit(Event{Move: mv.ID, Phase: next.Phase(), RowsTotal: mv.RowsTotal(), BytesTotal: mv.BytesTotal()})
+	if next != journal.StateDone {
+		m.pause(string(next))
 	}
 	return nil
 }
@@ -332,7 +380,7 @@ func (m *Mover) step(ctx context.Context, mv Move) error {
 // fence on the source, which waits out the writes already past that check.
 // Then nothing writes the tenant's rows until the switch, and its exact row
 // counts are recorded.
-func (m *Mover) freeze(ctx context.Context, mv Move) error {
+func (m *Mover) freeze(ctx context.Context, mv journal.Move) error {
 	err := pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, mv.WebsiteID)
 		if err != nil {
@@ -351,8 +399,7 @@ func (m *Mover) freeze(ctx context.Context, mv Move) error {
 			return fmt.Errorf("the tenant was set to %s during the move", w.Status)
 		}
 		// The read-only window starts with this commit.
-		_, err = tx.Exec(ctx, "UPDATE moves SET frozen_at = COALESCE(frozen_at, now()) WHERE id = $1", mv.ID)
-		return err
+		return journal.MarkFrozen(ctx, tx, mv.ID)
 	})
 	if err != nil {
 		return err
@@ -376,29 +423,32 @@ func (m *Mover) freeze(ctx context.Context, mv Move) error {
 		if err != nil {
 			return err
 		}
-		if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET rows_total = $3, bytes_total = $4
-			WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name, rows, bytes); err != nil {
-			return fmt.Errorf("recording the size of %s: %w", t.Name, err)
+		if err := journal.SetTableSize(ctx, m.primary, mv.ID, t.Name, rows, bytes); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// checkFrozen refuses to go on unless the registry still has the tenant
-// read_only on the source.
-func (m *Mover) checkFrozen(ctx context.Context, mv Move) error {
+// checkSource refuses to go on unless the registry still has the tenant on
+// the source, read_only for a freeze move and active for an online one.
+func (m *Mover) checkSource(ctx context.Context, mv journal.Move) error {
 	w, err := registry.Get(ctx, m.primary, mv.WebsiteID)
 	if err != nil {
 		return err
 	}
-	if w.ShardName != mv.Source || w.Status != registry.StatusReadOnly {
-		return fmt.Errorf("the tenant should be read_only on %q but the registry says %s on %q", mv.Source, w.Status, w.ShardName)
+	want := registry.StatusReadOnly
+	if mv.Online() {
+		want = registry.StatusActive
+	}
+	if w.ShardName != mv.Source || w.Status != want {
+		return fmt.Errorf("the tenant should be %s on %q but the registry says %s on %q", want, mv.Source, w.Status, w.ShardName)
 	}
 	return nil
 }
 
 // pools returns the source's and the target's pools.
-func (m *Mover) pools(mv Move) (src, dst *pgxpool.Pool, err error) {
+func (m *Mover) pools(mv journal.Move) (src, dst *pgxpool.Pool, err error) {
 	if src, err = m.set.Pool(mv.Source); err != nil {
 		return nil, nil, err
 	}
@@ -409,8 +459,8 @@ func (m *Mover) pools(mv Move) (src, dst *pgxpool.Pool, err error) {
 }
 
 // copy streams every table not yet copied, in foreign-key order.
-func (m *Mover) copy(ctx context.Context, mv Move) error {
-	if err := m.checkFrozen(ctx, mv); err != nil {
+func (m *Mover) copy(ctx context.Context, mv journal.Move) error {
+	if err := m.checkSource(ctx, mv); err != nil {
 		return err
 	}
 	src, dst, err := m.pools(mv)
@@ -426,19 +476,18 @@ func (m *Mover) copy(ctx context.Context, mv Move) error {
 			continue
 		}
 		report := func(rows, bytes int64) {
-			m.emit(Event{Move: mv.ID, Phase: StateCopying, Table: t.Name, Rows: before + rows, RowsTotal: total,
+			m.emit(Event{Move: mv.ID, Phase: journal.StateCopying.Phase(), Table: t.Name, Rows: before + rows, RowsTotal: total,
 				Bytes: beforeBytes + bytes, BytesTotal: totalBytes})
 		}
-		rows, bytes, err := m.copyTable(ctx, mv, t, src, dst, report)
+		rows, bytes, err := m.copyTable(ctx, mv, t, src, dst, "", report)
 		if err != nil {
 			return fmt.Errorf("copying %s from %q to %q: %w", t.Name, mv.Source, mv.Target, err)
 		}
 		if rows != t.RowsTotal {
 			return fmt.Errorf("copied %d rows of %s but the frozen source has %d", rows, t.Name, t.RowsTotal)
 		}
-		if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET (copied, rows_copied, bytes_copied) = (true, $3, $4)
-			WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name, rows, bytes); err != nil {
-			return fmt.Errorf("recording the copy of %s: %w", t.Name, err)
+		if err := journal.SetTableCopied(ctx, m.primary, mv.ID, t.Name, rows, bytes); err != nil {
+			return err
 		}
 		before += rows
 		beforeBytes += bytes
@@ -449,8 +498,10 @@ func (m *Mover) copy(ctx context.Context, mv Move) error {
 
 // copyTable copies one table in one target transaction, which first removes
 // whatever an interrupted earlier attempt left, so it can always be run
-// again.
-func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *pgxpool.Pool, report func(rows, bytes int64)) (int64, int64, error) {
+// again. With snapshot set, the source is read as of that exported snapshot
+// (an online move's slot).
+func (m *Mover) copyTable(ctx context.Context, mv journal.Move, t journal.TableState, src, dst *pgxpool.Pool,
+	snapshot string, report func(rows, bytes int64)) (int64, int64, error) {
 	cols, err := columns(ctx, src, t.Name)
 	if err != nil {
 		return 0, 0, err
@@ -460,16 +511,13 @@ func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *
 		return 0, 0, err
 	}
 	defer s.Release()
-	// The source's COPY gets a read-only transaction only to lift the
-	// statement timeout in it.
-	stx, err := s.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	// The source's COPY gets a read-only transaction to lift the statement
+	// timeout in it and, online, to read at the slot's snapshot.
+	stx, err := beginSource(ctx, s, snapshot)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stx.Rollback(context.WithoutCancel(ctx))
-	if err := liftStatementTimeout(ctx, stx); err != nil {
-		return 0, 0, err
-	}
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -492,8 +540,7 @@ func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *
 		if rows%256 == 0 && time.Since(last) >= progressEvery {
 			last = time.Now()
 			report(rows, bytes)
-			m.primary.Exec(ctx, `UPDATE move_tables SET rows_copied = $3, bytes_copied = $4
-				WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name, rows, bytes) // best effort: progress only
+			journal.SetTableProgress(ctx, m.primary, mv.ID, t.Name, rows, bytes) // best effort: progress only
 		}
 		if !paused && m.opt.Pause != nil && rows*2 >= t.RowsTotal && rows > 0 {
 			paused = true
@@ -514,6 +561,33 @@ func (m *Mover) copyTable(ctx context.Context, mv Move, t TableState, src, dst *
 	return n, counter.bytes, nil
 }
 
+// beginSource begins a read-only transaction on a source connection, with
+// the statement timeout lifted and, if snapshot is set, reading as of that
+// exported snapshot.
+func beginSource(ctx context.Context, c *pgxpool.Conn, snapshot string) (pgx.Tx, error) {
+	opt := pgx.TxOptions{AccessMode: pgx.ReadOnly}
+	if snapshot != "" {
+		opt.IsoLevel = pgx.RepeatableRead
+	}
+	tx, err := c.BeginTx(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	if snapshot != "" {
+		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("reading at the slot's snapshot: %w", err)
+		}
+	}
+	if err := liftStatementTimeout(ctx, tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return tx, nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // liftStatementTimeout lets the rest of tx run as long as it needs: pwb
 // serve starts its sessions with a statement_timeout meant for web requests
 // (shard.WithStatementTimeout), and it runs moves too, whose copies, scans
@@ -528,29 +602,36 @@ func liftStatementTimeout(ctx context.Context, tx pgx.Tx) error {
 }
 
 // verify compares every table's count and checksum on both sides, reading
-// the two shards at the same time.
-func (m *Mover) verify(ctx context.Context, mv Move) error {
-	if err := m.checkFrozen(ctx, mv); err != nil {
+// the two shards at the same time, while the tenant is frozen.
+func (m *Mover) verify(ctx context.Context, mv journal.Move) error {
+	if err := m.checkSource(ctx, mv); err != nil {
 		return err
 	}
 	src, dst, err := m.pools(mv)
 	if err != nil {
 		return err
 	}
+	return m.compare(ctx, mv, src, dst, "")
+}
+
+// compare checksums every table on src (as of snapshot, if set) and dst at
+// the same time, records both in the journal, and fails if any differ.
+func (m *Mover) compare(ctx context.Context, mv journal.Move, src, dst *pgxpool.Pool, snapshot string) error {
 	names := make([]string, len(mv.Tables))
 	cols := map[string][]string{}
+	var err error
 	for i, t := range mv.Tables {
 		names[i] = t.Name
 		if cols[t.Name], err = columns(ctx, src, t.Name); err != nil {
 			return err
 		}
 	}
-	m.emit(Event{Move: mv.ID, Phase: "verifying", Rows: 0, RowsTotal: mv.RowsTotal()})
+	m.emit(Event{Move: mv.ID, Phase: journal.PhaseVerifying, Rows: 0, RowsTotal: mv.RowsTotal()})
 	var srcSums, dstSums []Sum
 	var srcErr, dstErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { srcSums, srcErr = sumTables(ctx, src, names, cols, mv.WebsiteID) })
-	wg.Go(func() { dstSums, dstErr = sumTables(ctx, dst, names, cols, mv.WebsiteID) })
+	wg.Go(func() { srcSums, srcErr = sumTables(ctx, src, names, cols, mv.WebsiteID, snapshot) })
+	wg.Go(func() { dstSums, dstErr = sumTables(ctx, dst, names, cols, mv.WebsiteID, "") })
 	wg.Wait()
 	if srcErr != nil {
 		return fmt.Errorf("source %q: %w", mv.Source, srcErr)
@@ -560,9 +641,8 @@ func (m *Mover) verify(ctx context.Context, mv Move) error {
 	}
 	var bad []string
 	for i, name := range names {
-		if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET source_checksum = $3, target_checksum = $4
-			WHERE move_id = $1 AND table_name = $2`, mv.ID, name, srcSums[i].String(), dstSums[i].String()); err != nil {
-			return fmt.Errorf("recording checksums of %s: %w", name, err)
+		if err := journal.SetChecksums(ctx, m.primary, mv.ID, name, srcSums[i].String(), dstSums[i].String()); err != nil {
+			return err
 		}
 		if srcSums[i] != dstSums[i] {
 			bad = append(bad, fmt.Sprintf("%s: source %s, target %s", name, srcSums[i], dstSums[i]))
@@ -571,37 +651,41 @@ func (m *Mover) verify(ctx context.Context, mv Move) error {
 	if len(bad) > 0 {
 		return fmt.Errorf("the copy differs from the source: %s", strings.Join(bad, "; "))
 	}
-	m.emit(Event{Move: mv.ID, Phase: "verifying", Rows: mv.RowsTotal(), RowsTotal: mv.RowsTotal()})
+	m.emit(Event{Move: mv.ID, Phase: journal.PhaseVerifying, Rows: mv.RowsTotal(), RowsTotal: mv.RowsTotal()})
 	return nil
 }
 
 // switchOver points the registry at the target and makes the tenant active
-// again in one primary transaction that also records the switch, so the
+// (again, after a freeze) in one primary transaction that also records the switch, so the
 // journal and the registry can never disagree about it.
-func (m *Mover) switchOver(ctx context.Context, mv Move) error {
+func (m *Mover) switchOver(ctx context.Context, mv journal.Move) error {
 	return pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, mv.WebsiteID)
 		if err != nil {
 			return err
 		}
-		if w.ShardName != mv.Source || w.Status != registry.StatusReadOnly {
-			return fmt.Errorf("the tenant should be read_only on %q but the registry says %s on %q", mv.Source, w.Status, w.ShardName)
+		want := registry.StatusReadOnly
+		if mv.Online() {
+			want = registry.StatusActive
+		}
+		if w.ShardName != mv.Source || w.Status != want {
+			return fmt.Errorf("the tenant should be %s on %q but the registry says %s on %q", want, mv.Source, w.Status, w.ShardName)
 		}
 		if err := registry.SetShard(ctx, tx, w.ID, mv.Target); err != nil {
 			return err
 		}
-		if err := registry.SetStatus(ctx, tx, w.ID, registry.StatusActive); err != nil {
-			return err
+		if w.Status != registry.StatusActive {
+			if err := registry.SetStatus(ctx, tx, w.ID, registry.StatusActive); err != nil {
+				return err
+			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE moves SET state = 'switched', failed_state = NULL, error = NULL,
-			switched_at = now(), updated_at = now() WHERE id = $1`, mv.ID)
-		return err
+		return journal.MarkSwitched(ctx, tx, mv.ID)
 	})
 }
 
 // cleanup deletes the tenant's rows from the source, children first, in
 // batches, once the registry is known to point elsewhere.
-func (m *Mover) cleanup(ctx context.Context, mv Move) error {
+func (m *Mover) cleanup(ctx context.Context, mv journal.Move) error {
 	w, err := registry.Get(ctx, m.primary, mv.WebsiteID)
 	if err != nil {
 		return err
@@ -611,7 +695,7 @@ func (m *Mover) cleanup(ctx context.Context, mv Move) error {
 	}
 	if mv.SwitchedAt != nil {
 		if wait := time.Until(mv.SwitchedAt.Add(m.opt.CleanupDelay)); wait > 0 {
-			m.emit(Event{Move: mv.ID, Phase: "waiting", RowsTotal: mv.RowsTotal()})
+			m.emit(Event{Move: mv.ID, Phase: journal.PhaseWaiting, RowsTotal: mv.RowsTotal()})
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
@@ -623,12 +707,13 @@ func (m *Mover) cleanup(ctx context.Context, mv Move) error {
 	if err != nil {
 		return err
 	}
-	return m.deleteRows(ctx, mv, src, "cleaning", true)
+	return m.deleteRows(ctx, mv, src, journal.PhaseCleaning, true)
 }
 
 // deleteRows deletes the tenant's rows from pool in batches, children first.
-// When journal is set, each batch is added to the table's rows_deleted.
-func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, phase string, journal bool) error {
+// When record is set, each batch is added to the table's rows_deleted.
+// Progress goes out as phase, unless it is empty.
+func (m *Mover) deleteRows(ctx context.Context, mv journal.Move, pool *pgxpool.Pool, phase journal.Phase, record bool) error {
 	total := mv.RowsTotal()
 	var done int64
 	for _, t := range mv.Tables {
@@ -653,32 +738,32 @@ func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, pha
 				return fmt.Errorf("deleting rows of %s: %w", t.Name, err)
 			}
 			if n == 0 {
-				if journal { // exact even if a crash fell between a batch and its record
-					if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET rows_deleted = rows_total
-						WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name); err != nil {
-						return fmt.Errorf("recording the clean-up of %s: %w", t.Name, err)
+				if record {
+					if err := journal.SetAllDeleted(ctx, m.primary, mv.ID, t.Name); err != nil {
+						return err
 					}
 				}
 				break
 			}
 			done += n
-			if journal {
-				if _, err := m.primary.Exec(ctx, `UPDATE move_tables SET rows_deleted = rows_deleted + $3
-					WHERE move_id = $1 AND table_name = $2`, mv.ID, t.Name, n); err != nil {
-					return fmt.Errorf("recording the clean-up of %s: %w", t.Name, err)
+			if record {
+				if err := journal.AddDeleted(ctx, m.primary, mv.ID, t.Name, n); err != nil {
+					return err
 				}
 			}
-			if time.Since(last) >= progressEvery {
+			if phase != "" && time.Since(last) >= progressEvery {
 				last = time.Now()
 				m.emit(Event{Move: mv.ID, Phase: phase, Table: t.Name, Rows: min(done, total), RowsTotal: total})
 			}
-			if journal && !paused {
+			if record && !paused {
 				paused = true
 				m.pause("mid-cleanup")
 			}
 		}
 	}
-	m.emit(Event{Move: mv.ID, Phase: phase, Rows: total, RowsTotal: total})
+	if phase != "" {
+		m.emit(Event{Move: mv.ID, Phase: phase, Rows: total, RowsTotal: total})
+	}
 	return nil
 }
 
@@ -687,46 +772,48 @@ func (m *Mover) deleteRows(ctx context.Context, mv Move, pool *pgxpool.Pool, pha
 // target cannot be reached, the tenant is still unfrozen, and the move stays
 // aborted with its target not cleared; Abort again removes the rows once the
 // target is back.
-func (m *Mover) Abort(ctx context.Context, id int64) (Move, error) {
+func (m *Mover) Abort(ctx context.Context, id int64) (journal.Move, error) {
 	c, mv, err := m.claimMove(ctx, id)
 	if err != nil {
 		return mv, err
 	}
 	defer c.release()
-	switch {
-	case mv.State == StateDone:
-		return mv, refuse("move %d of tenant %d (%s) is already done", mv.ID, mv.WebsiteID, mv.Subdomain)
-	case mv.State == StateAborted && mv.TargetCleared:
-		return mv, refuse("move %d of tenant %d (%s) is already aborted", mv.ID, mv.WebsiteID, mv.Subdomain)
-	case mv.Switched():
-		return mv, refuse("move %d of tenant %d (%s) has already switched the tenant to %q: it can only be finished, with `pwb sharding resume %d`",
-			mv.ID, mv.WebsiteID, mv.Subdomain, mv.Target, mv.ID)
+	if err := mv.AbortRefusal(); err != nil {
+		return mv, err
 	}
-	if mv.State != StateAborted {
+	if mv.State != journal.StateAborted {
 		if err := m.unfreeze(ctx, mv); err != nil {
 			return mv, err
 		}
 	}
+	// An online move's slot would hold the source's WAL: it goes first.
+	// One left behind (the source unreachable) is dropped by the sweep.
+	artifactsErr := m.dropArtifacts(ctx, mv)
 	dst, err := m.set.Pool(mv.Target)
 	if err == nil {
-		err = m.deleteRows(ctx, mv, dst, "aborting", false)
+		err = m.deleteRows(ctx, mv, dst, journal.PhaseAborting, false)
 	}
 	if err != nil {
 		cause := fmt.Errorf("rows copied to %q may remain there: %w; run `pwb sharding abort %d` again once it is reachable", mv.Target, err, mv.ID)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		m.primary.Exec(rctx, "UPDATE moves SET error = $2, updated_at = now() WHERE id = $1", mv.ID, oneLine(cause.Error()))
+		journal.SetError(rctx, m.primary, mv.ID, cause)
 		return mv, fmt.Errorf("move %d aborted and tenant %d (%s) is active on %q again, but %w", mv.ID, mv.WebsiteID, mv.Subdomain, mv.Source, cause)
 	}
-	if _, err := m.primary.Exec(ctx, "UPDATE moves SET target_cleared = true, error = NULL, updated_at = now() WHERE id = $1", mv.ID); err != nil {
-		return mv, fmt.Errorf("recording the abort of move %d: %w", mv.ID, err)
+	if err := journal.MarkTargetCleared(ctx, m.primary, mv.ID); err != nil {
+		return mv, err
 	}
-	return Get(ctx, m.primary, id)
+	if artifactsErr != nil {
+		cause := fmt.Errorf("its replication slot and publication on %q remain (%w); the periodic sweep drops them once it can", mv.Source, artifactsErr)
+		journal.SetError(ctx, m.primary, mv.ID, cause)
+		return mv, fmt.Errorf("move %d aborted and tenant %d (%s) is active on %q again, but %w", mv.ID, mv.WebsiteID, mv.Subdomain, mv.Source, cause)
+	}
+	return journal.Get(ctx, m.primary, id)
 }
 
 // unfreeze makes the tenant active on its source again and records the move
 // aborted, in one primary transaction.
-func (m *Mover) unfreeze(ctx context.Context, mv Move) error {
+func (m *Mover) unfreeze(ctx context.Context, mv journal.Move) error {
 	return pgx.BeginFunc(ctx, m.primary, func(tx pgx.Tx) error {
 		w, err := registry.LockForUpdate(ctx, tx, mv.WebsiteID)
 		if err != nil {
@@ -737,11 +824,6 @@ func (m *Mover) unfreeze(ctx context.Context, mv Move) error {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE moves SET state = 'aborted', failed_state = NULL, error = NULL,
-			finished_at = now(), updated_at = now() WHERE id = $1`, mv.ID)
-		return err
+		return journal.MarkAborted(ctx, tx, mv.ID)
 	})
 }
-
-// oneLine folds an error message onto one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

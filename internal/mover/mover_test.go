@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -111,10 +112,10 @@ func (p *platform) website(t *testing.T) registry.Website {
 }
 
 // move plans, starts and runs a move of the platform's site to target.
-func (p *platform) move(t *testing.T, m *mover.Mover, target string) mover.Move {
+func (p *platform) move(t *testing.T, m *mover.Mover, target string) journal.Move {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := m.Plan(ctx, p.site.Subdomain, target)
+	plan, err := m.Plan(ctx, p.site.Subdomain, target, journal.ModeFreeze)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -164,7 +165,7 @@ func TestMove_HappyPathBothWays(t *testing.T) {
 	}
 
 	mv := p.move(t, m, "shard_1")
-	if mv.State != mover.StateDone || mv.FinishedAt == nil || mv.FrozenAt == nil || mv.SwitchedAt == nil {
+	if mv.State != journal.StateDone || mv.FinishedAt == nil || mv.FrozenAt == nil || mv.SwitchedAt == nil {
 		t.Errorf("journal after the move: %+v", mv)
 	}
 	if got, want := mv.RowsCopied(), (movertest.Options{Properties: 300, Photos: 24}).Rows(); got != want || mv.RowsTotal() != want {
@@ -183,7 +184,7 @@ func TestMove_HappyPathBothWays(t *testing.T) {
 	if diff := cmp.Diff(before, p.digests(t)); diff != "" {
 		t.Errorf("after moving there and back, rows differ from the start (-want +got):\n%s", diff)
 	}
-	moves, err := mover.List(context.Background(), p.primary, p.site.ID)
+	moves, err := journal.List(context.Background(), p.primary, p.site.ID)
 	if err != nil || len(moves) != 2 || moves[0].Source != "shard_1" || moves[1].Source != shard.Default {
 		t.Errorf("journal lists %+v, %v", moves, err)
 	}
@@ -192,22 +193,69 @@ func TestMove_HappyPathBothWays(t *testing.T) {
 func TestMove_ProgressReachesEveryPhase(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t, movertest.Options{Properties: 100})
-	var phases []string
+	var phases []journal.Phase
 	var lastCopy mover.Event
 	m := p.mover(t, mover.Options{Progress: func(e mover.Event) {
 		if len(phases) == 0 || phases[len(phases)-1] != e.Phase {
 			phases = append(phases, e.Phase)
 		}
-		if e.Phase == mover.StateCopying {
+		if e.Phase == journal.StateCopying.Phase() {
 			lastCopy = e
 		}
 	}})
 	p.move(t, m, "shard_2")
-	want := []string{"frozen", "copying", "copied", "verifying", "verified", "switched", "cleaning", "cleaned", "done"}
+	want := []journal.Phase{"frozen", "copying", "copied", "verifying", "verified", "switched", "cleaning", "cleaned", "done"}
 	if diff := cmp.Diff(want, phases); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
 	if lastCopy.Rows != lastCopy.RowsTotal || lastCopy.RowsTotal != (movertest.Options{Properties: 100}).Rows() {
 		t.Errorf("last copy event %+v", lastCopy)
+	}
+}
+
+// Verify refuses a move whose other shard is not configured before it starts
+// any checksum: it never returns while a checksum goroutine still holds a
+// connection of the tenant's shard.
+func TestVerify_RefusalHoldsNoConnection(t *testing.T) {
+	p := newPlatform(t, movertest.Options{Properties: 200, Photos: 2})
+	ctx := context.Background()
+	if _, err := p.primary.Exec(ctx, `INSERT INTO moves (website_id, source_shard, target_shard, started_by)
+		VALUES ($1, 'default', 'gone', 'test')`, p.site.ID); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mover.New(p.set, mover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := p.set.Pool(shard.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		_, err := m.Verify(ctx, p.site.Subdomain)
+		if err == nil || !strings.Contains(err.Error(), `shard "gone" is not configured`) {
+			t.Fatalf("Verify = %v; want a refusal naming the shard", err)
+		}
+		if n := pool.Stat().AcquiredConns(); n != 0 {
+			t.Fatalf("Verify returned while %d connection(s) of the tenant's shard were still in use", n)
+		}
+	}
+}
+
+// wantNoArtifacts checks that no shard has a move's replication slot or
+// publication, and that no target keeps a stream position.
+func (p *platform) wantNoArtifacts(t *testing.T) {
+	t.Helper()
+	for _, s := range []string{shard.Default, "shard_1", "shard_2"} {
+		url := p.cluster.URL[s]
+		if n := pgtest.QueryValue[int64](t, url, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pwb_move_%' AND database = current_database()"); n != 0 {
+			t.Errorf("%s keeps %d replication slot(s) of moves", s, n)
+		}
+		if n := pgtest.QueryValue[int64](t, url, "SELECT count(*) FROM pg_publication WHERE pubname LIKE 'pwb_move_%'"); n != 0 {
+			t.Errorf("%s keeps %d publication(s) of moves", s, n)
+		}
+		if n := pgtest.QueryValue[int64](t, url, "SELECT count(*) FROM move_positions"); n != 0 {
+			t.Errorf("%s keeps %d stream position(s)", s, n)
+		}
 	}
 }

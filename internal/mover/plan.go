@@ -12,22 +12,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/changes"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
-
-// ErrRefused marks a move refused by its pre-flight, or a resume or abort
-// refused by the journal: nothing was changed.
-var ErrRefused = errors.New("refused")
-
-func refuse(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
-}
-
-// refusal marks err as a refusal, keeping it in the chain.
-func refusal(err error) error { return fmt.Errorf("%w: %w", ErrRefused, err) }
 
 // Plan is what a move would do, as found by the pre-flight checks.
 type Plan struct {
@@ -36,8 +27,13 @@ type Plan struct {
 	Target     string           `json:"target"`
 	Tables     []TablePlan      `json:"tables"`
 	Collisions int64            `json:"collisions"`
+	// Mode is how the move will treat the tenant's writes; ModeReason says
+	// why, when it is not the online mode the platform prefers.
+	Mode       journal.Mode `json:"mode"`
+	ModeReason string       `json:"mode_reason,omitempty"`
 	// Estimate is the expected time of the whole move; ReadOnly is the part
-	// of it during which the site refuses writes.
+	// of it during which the site refuses or holds writes: the copy and
+	// verify in freeze mode, at most the cut-over's budget online.
 	Estimate time.Duration `json:"estimate_ns"`
 	ReadOnly time.Duration `json:"read_only_ns"`
 }
@@ -51,11 +47,21 @@ type TablePlan struct {
 	columns    []string
 }
 
+// newMove is what the journal records of the plan.
+func (p Plan) newMove(startedBy string) journal.NewMove {
+	n := journal.NewMove{WebsiteID: p.Website.ID, Source: p.Source, Target: p.Target, StartedBy: startedBy,
+		Mode: p.Mode, ModeReason: p.ModeReason}
+	for _, t := range p.Tables {
+		n.Tables = append(n.Tables, journal.NewTable{Name: t.Name, Rows: t.Rows, Bytes: t.Bytes})
+	}
+	return n
+}
+
 // Rows sums the plan's tables.
-func (p Plan) Rows() int64 { return sum(p.Tables, func(t TablePlan) int64 { return t.Rows }) }
+func (p Plan) Rows() int64 { return journal.Sum(p.Tables, func(t TablePlan) int64 { return t.Rows }) }
 
 // Bytes sums the plan's tables.
-func (p Plan) Bytes() int64 { return sum(p.Tables, func(t TablePlan) int64 { return t.Bytes }) }
+func (p Plan) Bytes() int64 { return journal.Sum(p.Tables, func(t TablePlan) int64 { return t.Bytes }) }
 
 // The rates behind a plan's estimates, measured on the reference machine in
 // docs/benchmarks.md and rounded down.
@@ -77,12 +83,18 @@ func EstimateCopy(rows, bytes int64) time.Duration {
 func EstimateReadOnly(rows, bytes int64) time.Duration { return EstimateCopy(rows, bytes) * 3 / 2 }
 
 // Plan runs the pre-flight checks of moving tenantRef (id or subdomain) to
-// target and returns what the move would copy. It changes nothing. A failed
-// check returns an ErrRefused error with a one-line reason.
-func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error) {
+// target and returns what the move would copy, and in which mode: mode, or
+// when mode is empty the online mode if the source supports it and the
+// freeze mode otherwise, with the reason. It changes nothing. A failed check
+// returns a journal.ErrRefused error with a one-line reason; so does an
+// online mode asked for but not supported.
+func (m *Mover) Plan(ctx context.Context, tenantRef, target string, mode journal.Mode) (Plan, error) {
+	if mode != "" && mode != journal.ModeOnline && mode != journal.ModeFreeze {
+		return Plan{}, journal.Refuse("mode %q: want %s or %s", mode, journal.ModeOnline, journal.ModeFreeze)
+	}
 	w, err := registry.Find(ctx, m.primary, tenantRef)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Plan{}, refusal(err)
+		return Plan{}, journal.Refusal(err)
 	}
 	if err != nil {
 		return Plan{}, err
@@ -90,29 +102,29 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 	name := fmt.Sprintf("tenant %d (%s)", w.ID, w.Subdomain)
 	p := Plan{Website: w, Source: w.ShardName, Target: target}
 	// An unfinished move first: it explains a read_only status too.
-	if err := RefuseIfMoving(ctx, m.primary, w.ID); err != nil {
-		return p, refusal(err)
+	if err := journal.RefuseIfMoving(ctx, m.primary, w.ID); err != nil {
+		return p, journal.Refusal(err)
 	}
 	if w.Status != registry.StatusActive {
-		return p, refuse("%s is %s, not active: only an active tenant can be moved", name, w.Status)
+		return p, journal.Refuse("%s is %s, not active: only an active tenant can be moved", name, w.Status)
 	}
 	if target == w.ShardName {
-		return p, refuse("%s is already on shard %q", name, target)
+		return p, journal.Refuse("%s is already on shard %q", name, target)
 	}
 	dst, err := m.set.Pool(target)
 	if err != nil {
-		return p, refuse("target shard %q is not configured (configured: %s)", target, strings.Join(m.set.Names(), ", "))
+		return p, journal.Refuse("target shard %q is not configured (configured: %s)", target, strings.Join(m.set.Names(), ", "))
 	}
 	src, err := m.set.Pool(w.ShardName)
 	if err != nil {
-		return p, refuse("%s is on shard %q, which is not configured", name, w.ShardName)
+		return p, journal.Refuse("%s is on shard %q, which is not configured", name, w.ShardName)
 	}
 	for _, s := range []struct{ role, name string }{{"source", w.ShardName}, {"target", target}} {
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		_, err := m.set.Ping(pctx, s.name)
 		cancel()
 		if err != nil {
-			return p, refuse("%s shard %q is unreachable: %v", s.role, s.name, shard.Unwrap(err))
+			return p, journal.Refuse("%s shard %q is unreachable: %v", s.role, s.name, shard.Unwrap(err))
 		}
 	}
 	if err := sameSchema(ctx, src, dst, w.ShardName, target); err != nil {
@@ -133,7 +145,7 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 			return p, err
 		}
 		if !slices.Equal(tp.columns, dstCols) {
-			return p, refuse("table %s has columns (%s) on %q but (%s) on %q", t,
+			return p, journal.Refuse("table %s has columns (%s) on %q but (%s) on %q", t,
 				strings.Join(tp.columns, ", "), w.ShardName, strings.Join(dstCols, ", "), target)
 		}
 		if tp.Rows, tp.Bytes, err = size(ctx, src, t, w.ID); err != nil {
@@ -149,24 +161,61 @@ func (m *Mover) Plan(ctx context.Context, tenantRef, target string) (Plan, error
 		p.Tables[i].Collisions = n
 		p.Collisions += n
 		if n > 0 {
-			return p, refuse("%d row(s) of %s in %s have ids already used on shard %q (for example %s): the target is not safe to copy into",
+			return p, journal.Refuse("%d row(s) of %s in %s have ids already used on shard %q (for example %s): the target is not safe to copy into",
 				n, name, t.Name, target, example)
 		}
 	}
+	ok, reason, err := m.OnlineSupported(ctx, w.ShardName)
+	if err != nil {
+		return p, journal.Refuse("source shard %q: %v", w.ShardName, err)
+	}
+	switch {
+	case mode == journal.ModeOnline && !ok:
+		return p, journal.Refuse("an online move of %s is not possible: %s", name, reason)
+	case mode == journal.ModeFreeze:
+		p.Mode, p.ModeReason = journal.ModeFreeze, "freeze mode was asked for"
+	case ok:
+		p.Mode = journal.ModeOnline
+	default:
+		p.Mode, p.ModeReason = journal.ModeFreeze, reason
+	}
 	p.ReadOnly = EstimateReadOnly(p.Rows(), p.Bytes())
 	p.Estimate = p.ReadOnly * 2 // plus clean-up
+	if p.Mode == journal.ModeOnline {
+		p.ReadOnly = m.opt.CutoverBudget
+		p.Estimate += EstimateCopy(p.Rows(), p.Bytes()) / 2 // the catch-up
+	}
 	return p, nil
 }
 
+// OnlineSupported reports whether moves off shard name can run online, and
+// if not, why, in one line that says how to fix it.
+func (m *Mover) OnlineSupported(ctx context.Context, name string) (bool, string, error) {
+	sh, err := m.set.Shard(name)
+	if err != nil {
+		return false, "", err
+	}
+	conn, ok := sh.ReplicationConnString()
+	if !ok {
+		return false, fmt.Sprintf("shard %q is reached through a transaction pooler, which cannot carry the replication connection an online move needs; give it a replication_url with a direct connection", name), nil
+	}
+	pool, err := m.set.Pool(name)
+	if err != nil {
+		return false, "", err
+	}
+	return changes.Supported(ctx, pool, conn, name)
+}
+
 func (m *Mover) leftoverRefusal(ctx context.Context, w registry.Website, target string) error {
-	var id int64
-	err := m.primary.QueryRow(ctx, `SELECT id FROM moves WHERE website_id = $1 AND target_shard = $2
-		AND state = 'aborted' AND NOT target_cleared ORDER BY id DESC LIMIT 1`, w.ID, target).Scan(&id)
-	if err == nil {
-		return refuse("shard %q still holds rows of tenant %d (%s) copied by aborted move %d: run `pwb sharding abort %d` again to remove them",
+	id, found, err := journal.LeftByAbort(ctx, m.primary, w.ID, target)
+	if err != nil {
+		return err
+	}
+	if found {
+		return journal.Refuse("shard %q still holds rows of tenant %d (%s) copied by aborted move %d: run `pwb sharding abort %d` again to remove them",
 			target, w.ID, w.Subdomain, id, id)
 	}
-	return refuse("shard %q already holds rows of tenant %d (%s) that no move of it left there: check and remove them before moving",
+	return journal.Refuse("shard %q already holds rows of tenant %d (%s) that no move of it left there: check and remove them before moving",
 		target, w.ID, w.Subdomain)
 }
 
@@ -175,14 +224,14 @@ func (m *Mover) leftoverRefusal(ctx context.Context, w registry.Website, target 
 func sameSchema(ctx context.Context, src, dst *pgxpool.Pool, srcName, dstName string) error {
 	a, err := migrations.Status(ctx, src, migrations.Tenant)
 	if err != nil {
-		return refuse("source shard %q: %v", srcName, err)
+		return journal.Refuse("source shard %q: %v", srcName, err)
 	}
 	b, err := migrations.Status(ctx, dst, migrations.Tenant)
 	if err != nil {
-		return refuse("target shard %q: %v", dstName, err)
+		return journal.Refuse("target shard %q: %v", dstName, err)
 	}
 	if a.Current != b.Current || a.Pending != b.Pending {
-		return refuse("tenant schema versions differ: shard %q is at %d, shard %q at %d: run `pwb db migrate` first",
+		return journal.Refuse("tenant schema versions differ: shard %q is at %d, shard %q at %d: run `pwb db migrate` first",
 			srcName, a.Current, dstName, b.Current)
 	}
 	return nil
@@ -200,7 +249,7 @@ func columns(ctx context.Context, q *pgxpool.Pool, table string) ([]string, erro
 		return nil, fmt.Errorf("reading the columns of %s: %w", table, err)
 	}
 	if len(cols) == 0 {
-		return nil, refuse("table %s does not exist: run `pwb db migrate`", table)
+		return nil, journal.Refuse("table %s does not exist: run `pwb db migrate`", table)
 	}
 	return cols, nil
 }

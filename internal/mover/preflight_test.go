@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -90,9 +91,9 @@ func TestPlan_Refusals(t *testing.T) {
 				c.setup(t)
 			}
 			w := p.website(t)
-			journal := p.journalSize(t)
-			_, err := m.Plan(ctx, c.tenant, c.target)
-			if !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), c.want) {
+			rows := p.journalSize(t)
+			_, err := m.Plan(ctx, c.tenant, c.target, journal.ModeFreeze)
+			if !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Plan(%s, %s) = %v, want a refusal containing %q", c.tenant, c.target, err, c.want)
 			}
 			if strings.Contains(err.Error(), "\n") {
@@ -101,8 +102,8 @@ func TestPlan_Refusals(t *testing.T) {
 			if got := p.website(t); got != w {
 				t.Errorf("registry changed: %+v -> %+v", w, got)
 			}
-			if got := p.journalSize(t); got != journal {
-				t.Errorf("journal grew from %d to %d rows", journal, got)
+			if got := p.journalSize(t); got != rows {
+				t.Errorf("journal grew from %d to %d rows", rows, got)
 			}
 			if c.undo != nil {
 				c.undo(t)
@@ -114,7 +115,7 @@ func TestPlan_Refusals(t *testing.T) {
 	}
 
 	t.Run("unfinished move", func(t *testing.T) {
-		plan, err := m.Plan(ctx, site, "shard_1")
+		plan, err := m.Plan(ctx, site, "shard_1", journal.ModeFreeze)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +123,8 @@ func TestPlan_Refusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = m.Plan(ctx, site, "shard_2")
-		if !errors.Is(err, mover.ErrMoveInProgress) || !strings.Contains(err.Error(), "pwb sharding resume") {
+		_, err = m.Plan(ctx, site, "shard_2", journal.ModeFreeze)
+		if !errors.Is(err, journal.ErrMoveInProgress) || !strings.Contains(err.Error(), "pwb sharding resume") {
 			t.Errorf("Plan with move %d unfinished: %v", id, err)
 		}
 		if _, err := m.Abort(ctx, id); err != nil {
@@ -175,7 +176,7 @@ func TestStart_TwoMovesAtOnce(t *testing.T) {
 	plans := make([]mover.Plan, 2)
 	for i, target := range []string{"shard_1", "shard_2"} {
 		var err error
-		if plans[i], err = m.Plan(ctx, p.site.Subdomain, target); err != nil {
+		if plans[i], err = m.Plan(ctx, p.site.Subdomain, target, journal.ModeFreeze); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,7 +197,7 @@ func TestStart_TwoMovesAtOnce(t *testing.T) {
 		switch {
 		case err == nil:
 			won = i
-		case !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "unfinished move") && !strings.Contains(err.Error(), "same moment"):
+		case !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "unfinished move") && !strings.Contains(err.Error(), "same moment"):
 			t.Errorf("losing start: %v, want a refusal naming the other move", err)
 		}
 	}
@@ -220,13 +221,13 @@ func TestRun_OneRunnerAndFinishedMoves(t *testing.T) {
 	p := newPlatform(t, movertest.Options{Properties: 20, Photos: 2})
 	paused, release := make(chan struct{}), make(chan struct{})
 	first := p.mover(t, mover.Options{Pause: func(point string) {
-		if point == mover.StateCopying {
+		if point == string(journal.StateCopying) {
 			close(paused)
 			<-release
 		}
 	}})
 	other := p.mover(t, mover.Options{})
-	plan, err := first.Plan(ctx, p.site.Subdomain, "shard_1")
+	plan, err := first.Plan(ctx, p.site.Subdomain, "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,13 +264,13 @@ func TestRun_OneRunnerAndFinishedMoves(t *testing.T) {
 		{"resume unknown", func() error { _, err := other.Run(ctx, 424242); return err }, "no such move"},
 		{"abort unknown", func() error { _, err := other.Abort(ctx, 424242); return err }, "no such move"},
 	} {
-		if err := c.call(); !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), c.want) {
+		if err := c.call(); !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want a refusal containing %q", c.name, err, c.want)
 		}
 	}
 
 	// An aborted move cannot be resumed or aborted again.
-	plan, err = other.Plan(ctx, p.site.Subdomain, shard.Default)
+	plan, err = other.Plan(ctx, p.site.Subdomain, shard.Default, journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,10 +281,10 @@ func TestRun_OneRunnerAndFinishedMoves(t *testing.T) {
 	if _, err := other.Abort(ctx, id2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Run(ctx, id2); !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "is already aborted") {
+	if _, err := other.Run(ctx, id2); !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "is already aborted") {
 		t.Errorf("resume aborted: %v", err)
 	}
-	if _, err := other.Abort(ctx, id2); !errors.Is(err, mover.ErrRefused) || !strings.Contains(err.Error(), "is already aborted") {
+	if _, err := other.Abort(ctx, id2); !errors.Is(err, journal.ErrRefused) || !strings.Contains(err.Error(), "is already aborted") {
 		t.Errorf("abort aborted: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -74,16 +75,16 @@ func TestMove_LongStatementsLiftTheStatementTimeout(t *testing.T) {
 	}
 
 	m, err := mover.New(set, mover.Options{CleanupDelay: mover.NoCleanupDelay, Pause: func(point string) {
-		switch point {
-		case mover.StatePlanned: // the freeze's exact counts
+		switch journal.State(point) {
+		case journal.StatePlanned: // the freeze's exact counts
 			holdLock(t, src, first, wait)
-		case mover.StateCopying: // the target's delete, then the source's COPY
+		case journal.StateCopying: // the target's delete, then the source's COPY
 			holdLock(t, dst, first, wait)
 			holdLock(t, src, first, 2*wait)
-		case mover.StateCopied: // the checksums on both sides
+		case journal.StateCopied: // the checksums on both sides
 			holdLock(t, src, first, wait)
 			holdLock(t, dst, first, wait)
-		case mover.StateSwitched: // the clean-up's deletes, children first
+		case journal.StateSwitched: // the clean-up's deletes, children first
 			holdLock(t, src, last, wait)
 		}
 	}})
@@ -97,7 +98,7 @@ func TestMove_LongStatementsLiftTheStatementTimeout(t *testing.T) {
 	if took := time.Since(start); took < 5*wait {
 		t.Errorf("the move took %s; the locks should have held it up at least %s", took, 5*wait)
 	}
-	if mv.State != mover.StateDone {
+	if mv.State != journal.StateDone {
 		t.Errorf("move %+v, want done", mv)
 	}
 	p.wantMoved(t, before, shard.Default, "shard_1")

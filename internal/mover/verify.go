@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
@@ -16,11 +19,11 @@ import (
 type Report struct {
 	Website registry.Website `json:"website"`
 	Shard   string           `json:"shard"`
-	Move    *Move            `json:"move,omitempty"`
+	Move    *journal.Move    `json:"move,omitempty"`
 	Other   string           `json:"other_shard,omitempty"`
 	// LastMove is the tenant's last finished move, when there is no
 	// unfinished one: its journal holds the checksums its verify step saw.
-	LastMove *Move         `json:"last_move,omitempty"`
+	LastMove *journal.Move `json:"last_move,omitempty"`
 	Tables   []ReportTable `json:"tables"`
 }
 
@@ -32,17 +35,6 @@ type ReportTable struct {
 	Other *Sum   `json:"other,omitempty"`
 }
 
-// VerifiedEqual reports whether the move's verify step found every table
-// equal on both shards.
-func (m Move) VerifiedEqual() bool {
-	for _, t := range m.Tables {
-		if t.SourceChecksum == "" || t.SourceChecksum != t.TargetChecksum {
-			return false
-		}
-	}
-	return len(m.Tables) > 0
-}
-
 // Match reports whether the table is the same on both shards compared.
 func (t ReportTable) Match() bool { return t.Other == nil || *t.Other == t.Sum }
 
@@ -52,7 +44,7 @@ func (r Report) Mismatched() bool {
 	if r.Move == nil {
 		return false
 	}
-	if s := r.Move.Step(); s != StateCopied && s != StateVerified {
+	if s := r.Move.Step(); s != journal.StateCopied && s != journal.StateVerified {
 		return false
 	}
 	for _, t := range r.Tables {
@@ -67,7 +59,7 @@ func (r Report) Mismatched() bool {
 func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 	w, err := registry.Find(ctx, m.primary, tenantRef)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Report{}, refusal(err)
+		return Report{}, journal.Refusal(err)
 	}
 	if err != nil {
 		return Report{}, err
@@ -75,19 +67,19 @@ func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 	r := Report{Website: w, Shard: w.ShardName}
 	here, err := m.set.Pool(w.ShardName)
 	if err != nil {
-		return r, refuse("tenant %d (%s) is on shard %q, which is not configured", w.ID, w.Subdomain, w.ShardName)
+		return r, journal.Refuse("tenant %d (%s) is on shard %q, which is not configured", w.ID, w.Subdomain, w.ShardName)
 	}
-	mv, found, err := Unfinished(ctx, m.primary, w.ID)
+	mv, found, err := journal.Unfinished(ctx, m.primary, w.ID)
 	if err != nil {
 		return r, err
 	}
 	if !found {
-		moves, err := List(ctx, m.primary, w.ID)
+		moves, err := journal.List(ctx, m.primary, w.ID)
 		if err != nil {
 			return r, err
 		}
 		for _, past := range moves {
-			if past.State == StateDone {
+			if past.State == journal.StateDone {
 				r.LastMove = &past
 				break
 			}
@@ -100,21 +92,25 @@ func (m *Mover) Verify(ctx context.Context, tenantRef string) (Report, error) {
 			return r, err
 		}
 	}
-	var wg sync.WaitGroup
-	var sums, others []Sum
-	var errHere, errOther error
-	wg.Go(func() { sums, errHere = sumTables(ctx, here, names, cols, w.ID) })
+	// Every pool is found before any checksum starts, so a refusal never
+	// returns while a checksum still holds a connection.
+	var other *pgxpool.Pool
 	if found {
 		r.Move = &mv
 		r.Other = mv.Target
 		if w.ShardName == mv.Target {
 			r.Other = mv.Source
 		}
-		other, err := m.set.Pool(r.Other)
-		if err != nil {
-			return r, refuse("move %d's shard %q is not configured", mv.ID, r.Other)
+		if other, err = m.set.Pool(r.Other); err != nil {
+			return r, journal.Refuse("move %d's shard %q is not configured", mv.ID, r.Other)
 		}
-		wg.Go(func() { others, errOther = sumTables(ctx, other, names, cols, w.ID) })
+	}
+	var wg sync.WaitGroup
+	var sums, others []Sum
+	var errHere, errOther error
+	wg.Go(func() { sums, errHere = sumTables(ctx, here, names, cols, w.ID, "") })
+	if other != nil {
+		wg.Go(func() { others, errOther = sumTables(ctx, other, names, cols, w.ID, "") })
 	}
 	wg.Wait()
 	if errHere != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/changes"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/report"
@@ -62,7 +63,22 @@ type Card struct {
 	Latest     int64         `json:"schema_latest"`
 	Pending    int           `json:"schema_pending"`
 	PGVersion  string        `json:"postgres_version,omitempty"`
+	// Slots are the online moves' replication slots in the shard's
+	// database, with the WAL each keeps on the server's disk.
+	Slots []Slot `json:"slots,omitempty"`
 }
+
+// Slot is an online move's replication slot as a shard card shows it.
+type Slot struct {
+	Name          string `json:"name"`
+	Active        bool   `json:"active"`
+	WALStatus     string `json:"wal_status"`
+	RetainedBytes int64  `json:"retained_bytes"`
+}
+
+// SlotWarnBytes is how much WAL a move's slot may keep before its shard's
+// card turns amber.
+const SlotWarnBytes = 1 << 30
 
 // Standard counts the card's standard-tier tenants.
 func (c Card) Standard() int { return c.Tenants - c.Premium }
@@ -156,7 +172,25 @@ func card(ctx context.Context, set *shard.Set, name string, timeout time.Duratio
 		return c
 	}
 	c.Schema, c.Latest, c.Pending = st.Current, st.Latest, st.Pending
+	slots, err := changes.Slots(ctx, pool)
+	if err != nil {
+		c.Error = describe(ctx, err, timeout)
+		c.Why = "answers pings but not queries"
+		return c
+	}
+	var heavy string
+	for _, sl := range slots {
+		if sl.Database != sh.Database || sl.Temporary {
+			continue
+		}
+		c.Slots = append(c.Slots, Slot{Name: sl.Name, Active: sl.Active, WALStatus: sl.WALStatus, RetainedBytes: sl.RetainedBytes})
+		if sl.RetainedBytes > SlotWarnBytes || sl.WALStatus == "lost" || sl.WALStatus == "unreserved" {
+			heavy = fmt.Sprintf("replication slot %s keeps %s of WAL (%s)", sl.Name, fmt.Sprintf("%d MiB", sl.RetainedBytes>>20), sl.WALStatus)
+		}
+	}
 	switch {
+	case heavy != "":
+		c.Health, c.Why = Amber, heavy
 	case c.Pending > 0:
 		c.Health, c.Why = Amber, fmt.Sprintf("%d tenant migration(s) pending", c.Pending)
 	case latency > AmberLatency:

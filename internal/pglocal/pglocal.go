@@ -35,6 +35,14 @@ type Options struct {
 	ForTests bool
 	// MaxConnections overrides PostgreSQL's max_connections when > 0.
 	MaxConnections int
+	// WalLevel is the server's wal_level. Empty means "logical", which every
+	// server pwb starts runs with: an online tenant move streams the
+	// tenant's changes from its source shard through logical decoding
+	// (internal/changes), which needs it. max_replication_slots and
+	// max_wal_senders keep PostgreSQL's defaults (10 each); a move takes two
+	// of each at most. Tests set "replica" to see how pwb reports a shard
+	// that cannot do online moves.
+	WalLevel string
 }
 
 // Server is one local PostgreSQL instance.
@@ -189,6 +197,7 @@ func (s *Server) startOn(ctx context.Context, port int) error {
 		"listen_addresses = '127.0.0.1'",
 		"unix_socket_directories = ''",
 		"logging_collector = off",
+		"wal_level = " + s.walLevel(),
 	}
 	if s.opts.MaxConnections > 0 {
 		settings = append(settings, fmt.Sprintf("max_connections = %d", s.opts.MaxConnections))
@@ -219,6 +228,15 @@ func (s *Server) startOn(ctx context.Context, port int) error {
 		return fmt.Errorf("starting PostgreSQL on port %d: %s (log: %s)", port, reason, s.LogFile())
 	}
 	return nil
+}
+
+// walLevel is the wal_level the server runs with: Options.WalLevel, else
+// logical.
+func (s *Server) walLevel() string {
+	if s.opts.WalLevel == "" {
+		return "logical"
+	}
+	return s.opts.WalLevel
 }
 
 // logReason finds why a start failed in what the server logged since

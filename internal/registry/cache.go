@@ -216,6 +216,27 @@ func (c *Cache) Invalidate() {
 	c.mu.Unlock()
 }
 
+// Forget drops every cached answer about website id, so the next lookup of
+// it asks primary, and keeps lookups already asking primary from storing
+// what they read before now. Other tenants' answers stay. A caller that
+// learned from primary, before the change was announced, that a tenant moved
+// calls it so the following requests go to the new shard even when the
+// notification is late or the cache does not listen.
+func (c *Cache) Forget(id int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// A lookup that started before now may have read the tenant as it was;
+	// it stores nothing. Others' lookups lose only that one store.
+	c.gen++
+	for _, m := range []map[string]cacheEntry{c.bySub, c.byDomain} {
+		for k, e := range m {
+			if e.err == nil && e.w.ID == id {
+				delete(m, k)
+			}
+		}
+	}
+}
+
 // Listening reports whether the LISTEN connection is up, for readiness; a
 // cache told not to listen has nothing to wait for.
 func (c *Cache) Listening() bool { return c.noListen || c.listening.Load() }

@@ -568,3 +568,74 @@ func BenchmarkCache_BySubdomainHit(b *testing.B) {
 func BenchmarkCache_ByCustomDomainHit(b *testing.B) {
 	benchmarkHit(b, func(c *Cache) (Website, error) { return c.ByCustomDomain(context.Background(), "www.acme.example") })
 }
+
+// Forget drops one tenant's answers, found by subdomain or by custom domain,
+// keeps the others', and keeps a lookup of that tenant already asking
+// primary from storing what it read before.
+func TestCache_ForgetDropsOneTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := cachePrimary(t)
+	acme := mustCreate(t, db, New{Subdomain: "acme", Name: "Acme", CustomDomain: "acme.example"})
+	mustCreate(t, db, New{Subdomain: "beta", Name: "Beta"})
+	// No listener: only Forget (or the TTL) can make the cache see a change.
+	c := NewCache(db, CacheOptions{TTL: time.Hour, NoListen: true, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	shardOf := func(w Website, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.ShardName
+	}
+	if s := shardOf(c.BySubdomain(ctx, "acme")); s != "default" {
+		t.Fatalf("acme on %q", s)
+	}
+	if s := shardOf(c.ByCustomDomain(ctx, "www.acme.example")); s != "default" {
+		t.Fatalf("www.acme.example on %q", s)
+	}
+	status(t, c, "beta")
+	if _, err := c.BySubdomain(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("nobody: %v", err)
+	}
+
+	if err := SetShard(ctx, db, acme.ID, "shard_1"); err != nil {
+		t.Fatal(err)
+	}
+	if s := shardOf(c.BySubdomain(ctx, "acme")); s != "default" {
+		t.Fatalf("before Forget the cache should still say default (it does not listen), says %q", s)
+	}
+	c.Forget(acme.ID)
+	if cached(c, "acme") {
+		t.Error("acme's subdomain entry survived Forget")
+	}
+	if !cached(c, "beta") || !cached(c, "nobody") {
+		t.Error("Forget dropped other entries")
+	}
+	if s := shardOf(c.BySubdomain(ctx, "acme")); s != "shard_1" {
+		t.Errorf("after Forget, acme on %q, want shard_1", s)
+	}
+	if s := shardOf(c.ByCustomDomain(ctx, "www.acme.example")); s != "shard_1" {
+		t.Errorf("after Forget, www.acme.example on %q, want shard_1", s)
+	}
+
+	// A lookup in flight when Forget runs does not store its older answer.
+	var once sync.Once
+	c.afterFetch = func() {
+		once.Do(func() {
+			if err := SetShard(ctx, db, acme.ID, "shard_2"); err != nil {
+				t.Error(err)
+			}
+			c.Forget(acme.ID)
+		})
+	}
+	c.Forget(acme.ID)
+	if s := shardOf(c.BySubdomain(ctx, "acme")); s != "shard_1" {
+		t.Fatalf("in-flight lookup read %q, want shard_1 (read before the change)", s)
+	}
+	if cached(c, "acme") {
+		t.Fatal("the answer read before Forget was stored")
+	}
+	if s := shardOf(c.BySubdomain(ctx, "acme")); s != "shard_2" {
+		t.Errorf("next lookup: %q, want shard_2", s)
+	}
+}

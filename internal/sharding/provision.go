@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
-	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -51,7 +51,7 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 		if w.Status != registry.StatusActive {
 			return refuse("%s is %s, not active", name, w.Status)
 		}
-		if err := mover.RefuseIfMoving(ctx, tx, w.ID); err != nil {
+		if err := journal.RefuseIfMoving(ctx, tx, w.ID); err != nil {
 			return refuse("%v", err)
 		}
 		if w.ShardName == target {

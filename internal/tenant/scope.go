@@ -25,6 +25,31 @@ var ErrShardMissing = errors.New("tenant's shard is not configured")
 // the scope was resolved. Sites answer it with 503 and Retry-After.
 var ErrWritesPaused = errors.New("tenant's writes are paused")
 
+// ErrMoved is the one case of ErrWritesPaused that a caller can do something
+// about at once: the tenant is still active, but the registry now puts it on
+// another shard than the scope's. A scope resolved afresh reaches the new
+// shard, and the write can be made there (see Write). errors.Is(err,
+// ErrWritesPaused) holds for it too, so callers that do not follow moves
+// still see writes paused. The error itself is a *MovedError, which names the
+// new shard.
+var ErrMoved = fmt.Errorf("tenant moved to another shard: %w", ErrWritesPaused)
+
+// MovedError is the error of a write refused because its tenant moved: the
+// registry, read under the write fence, names shard To while the scope was on
+// From. It matches ErrMoved and ErrWritesPaused with errors.Is.
+type MovedError struct {
+	WebsiteID int64
+	From, To  string
+}
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("tenant %d moved from shard %s to shard %s", e.WebsiteID, e.From, e.To)
+}
+
+// Unwrap makes errors.Is(err, ErrMoved) and errors.Is(err, ErrWritesPaused)
+// true.
+func (e *MovedError) Unwrap() error { return ErrMoved }
+
 // Scope is one tenant's access to its own shard.
 type Scope struct {
 	WebsiteID int64
@@ -143,6 +168,15 @@ type Tx interface {
 // commits read_only in the registry, then takes the fence exclusively. A write
 // that took the shared fence earlier is waited out; a write that takes it
 // later reads the registry after the freeze committed and stops.
+//
+// A move that keeps the tenant active (an online move) takes the fence
+// exclusively only for its cut-over: it waits until the new shard has every
+// change, points the registry there and lets go. A write that waited on the
+// fence meanwhile, or that came through a scope resolved before the switch,
+// finds the tenant active on another shard and gets a *MovedError (ErrMoved).
+// Its transaction is rolled back before fn ran, so nothing was written: the
+// caller may resolve the tenant again from primary and make the same write
+// once more on the new shard. The site does so once (web's tenantWrite).
 func (s Scope) Write(ctx context.Context, fn func(Tx) error) error {
 	c, err := s.acquire(ctx)
 	if err != nil {
@@ -178,7 +212,7 @@ func (s Scope) checkWritable(ctx context.Context, reg Tx) error {
 	case status != registry.StatusActive:
 		return fmt.Errorf("tenant %d is %s: %w", s.WebsiteID, status, ErrWritesPaused)
 	case shardName != s.Shard:
-		return fmt.Errorf("tenant %d moved from %s to %s: %w", s.WebsiteID, s.Shard, shardName, ErrWritesPaused)
+		return &MovedError{WebsiteID: s.WebsiteID, From: s.Shard, To: shardName}
 	}
 	return nil
 }

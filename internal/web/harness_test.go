@@ -21,6 +21,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -64,6 +65,12 @@ type platformOptions struct {
 	platformDomains []string
 	quiet           bool // discard the server log (benchmarks)
 	jobs            bool // run a job queue, so the platform admin can move tenants
+	// requestTimeout, if set, replaces the default request deadline.
+	requestTimeout time.Duration
+	// staleCache makes the registry cache deaf to changes: it does not
+	// listen and trusts what it read for an hour, so it goes on naming a
+	// tenant's old shard after a move until told to forget it.
+	staleCache bool
 }
 
 func newPlatform(t testing.TB, o platformOptions) *platform {
@@ -74,7 +81,11 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
+	cacheOpts := registry.CacheOptions{TTL: 5 * time.Second}
+	if o.staleCache {
+		cacheOpts = registry.CacheOptions{TTL: time.Hour, NoListen: true}
+	}
+	cache := registry.NewCache(primary, cacheOpts)
 	if err := cache.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +96,7 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 		logTo = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(logTo, nil))
-	var queue *jobs.Queue
+	var queue *moves.Service
 	if o.jobs {
 		queue = startQueue(t, set, log)
 	}
@@ -93,7 +104,7 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 	srv, err := New(Options{
 		Shards: set, Registry: cache, SignInAccount: o.signIn, SignInAddress: o.signInAddress, Enquiries: o.enquiries,
 		TrustedProxies: o.trusted, PlatformDomains: o.platformDomains, Logger: log,
-		Metrics: m, Jobs: queue,
+		Metrics: m, Moves: queue, RequestTimeout: o.requestTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,9 +120,13 @@ func newPlatform(t testing.TB, o platformOptions) *platform {
 
 // startQueue runs a job queue that works moves (with no clean-up delay) on
 // set until the test ends.
-func startQueue(t testing.TB, set *shard.Set, log *slog.Logger) *jobs.Queue {
+func startQueue(t testing.TB, set *shard.Set, log *slog.Logger) *moves.Service {
 	t.Helper()
-	queue, err := jobs.New(set, jobs.Options{Logger: log, Work: true, Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
+	svc, err := moves.New(set, moves.Options{Mover: mover.Options{CleanupDelay: mover.NoCleanupDelay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue, err := jobs.New(set, svc, jobs.Options{Logger: log, Work: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +138,7 @@ func startQueue(t testing.TB, set *shard.Set, log *slog.Logger) *jobs.Queue {
 		defer cancel()
 		queue.Stop(sctx)
 	})
-	return queue
+	return svc
 }
 
 // tenant registers a website on shardName.

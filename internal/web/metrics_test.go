@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -63,7 +64,7 @@ func TestMetrics(t *testing.T) {
 		if err := movertest.Fill(ctx, pool, w.ID, movertest.Options{Properties: 10, Photos: 1}); err != nil {
 			t.Fatal(err)
 		}
-		plan, err := m.Plan(ctx, sub, "shard_1")
+		plan, err := m.Plan(ctx, sub, "shard_1", journal.ModeFreeze)
 		if err != nil {
 			t.Fatal(err)
 		}

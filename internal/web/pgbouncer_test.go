@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
@@ -269,7 +270,7 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, leg := range []struct{ from, to string }{{"shard_2", "shard_1"}, {"shard_1", "shard_2"}} {
-		plan, err := m.Plan(ctx, "mobile", leg.to)
+		plan, err := m.Plan(ctx, "mobile", leg.to, journal.ModeFreeze)
 		if err != nil {
 			t.Fatalf("plan %s → %s: %v", leg.from, leg.to, err)
 		}
@@ -277,7 +278,7 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mv, err := m.Run(ctx, id); err != nil || mv.State != mover.StateDone {
+		if mv, err := m.Run(ctx, id); err != nil || mv.State != journal.StateDone {
 			t.Fatalf("move %s → %s: %v (%s)", leg.from, leg.to, err, mv.State)
 		}
 		if got := digest(leg.to, mobile.ID); !cmp.Equal(got, before) {
@@ -297,23 +298,23 @@ func TestPgBouncer_TransactionModeInFrontOfAShard(t *testing.T) {
 	// The job queue on the pooled primary polls instead of listening, and
 	// runs a move as the admin starts it.
 	queue := startQueue(t, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	plan, err := queue.Mover().Plan(ctx, "mobile", "shard_1")
+	plan, err := queue.Mover().Plan(ctx, "mobile", "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := queue.EnqueueMove(ctx, plan, "test")
+	id, err := queue.Start(ctx, plan, "test", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		mv, err := mover.Get(ctx, primary, id)
+		mv, err := journal.Get(ctx, primary, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mv.State == mover.StateDone {
+		if mv.State == journal.StateDone {
 			break
 		}
-		if mv.State == mover.StateFailed || time.Now().After(deadline) {
+		if mv.State == journal.StateFailed || time.Now().After(deadline) {
 			t.Fatalf("the queued move through the pooled primary: %s %s", mv.State, mv.Error)
 		}
 	}

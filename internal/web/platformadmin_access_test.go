@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -209,7 +210,7 @@ func paWantUnchanged(t *testing.T, p *platform, what string, before paState) {
 func paPlanMove(t *testing.T, mv *mover.Mover, w registry.Website, target string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := mv.Plan(ctx, strconv.FormatInt(w.ID, 10), target)
+	plan, err := mv.Plan(ctx, strconv.FormatInt(w.ID, 10), target, journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestOps_AccessControl(t *testing.T) {
 	}
 	planned := paPlanMove(t, mv, bravo, "shard_1")
 	done := paPlanMove(t, mv, delta, "shard_1")
-	if m, err := mv.Run(ctx, done); err != nil || m.State != mover.StateDone {
+	if m, err := mv.Run(ctx, done); err != nil || m.State != journal.StateDone {
 		t.Fatalf("running move %d: %v, %v", done, m.State, err)
 	}
 	if err := registry.SetStatus(ctx, p.primary, maint.ID, registry.StatusMaintenance); err != nil {
@@ -627,9 +628,9 @@ func TestOps_AccessControl(t *testing.T) {
 			{"migrate tenant 0", "/admin/tenants/0/migrate", url.Values{"target": {"shard_1"}}, 404, nil},
 			{"migrate tenant -1", "/admin/tenants/-1/migrate", url.Values{"target": {"shard_1"}}, 404, nil},
 			{"resume a move that is done", "/admin/moves/" + dm + "/resume", url.Values{}, 422,
-				[]string{"Refused, and nothing was changed", "move " + dm + " is already done"}},
+				[]string{"Refused, and nothing was changed", "move " + dm + " of tenant", "is already done"}},
 			{"abort a move that is done", "/admin/moves/" + dm + "/abort", url.Values{"confirm": {"yes"}}, 422,
-				[]string{"Refused, and nothing was changed", "move " + dm + " is already done"}},
+				[]string{"Refused, and nothing was changed", "move " + dm + " of tenant", "is already done"}},
 			{"abort without the confirm box", "/admin/moves/" + pm + "/abort", url.Values{}, 422,
 				[]string{"Tick the box to confirm the abort. Nothing was changed."}},
 			{"abort with the box set to something else", "/admin/moves/" + pm + "/abort", url.Values{"confirm": {"on"}}, 422,
@@ -706,13 +707,13 @@ func TestOps_AccessControl(t *testing.T) {
 		// a shard.
 		deadline := time.Now().Add(60 * time.Second)
 		for i, id := range moves {
-			want := []string{mover.StateDone, mover.StateDone, mover.StateAborted}[i]
+			want := []journal.State{journal.StateDone, journal.StateDone, journal.StateAborted}[i]
 			for {
-				m, err := mover.Get(ctx, p.primary, id)
+				m, err := journal.Get(ctx, p.primary, id)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m.Finished() || m.State == mover.StateFailed || time.Now().After(deadline) {
+				if m.Finished() || m.State == journal.StateFailed || time.Now().After(deadline) {
 					if m.State != want {
 						t.Errorf("move %d ended %s (%s), want %s\nlog:\n%s", id, m.State, m.Error, want, p.log.String())
 					}

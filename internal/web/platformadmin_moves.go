@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/propertywebbuilder/pwb/internal/audit"
-	"github.com/propertywebbuilder/pwb/internal/jobs"
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 )
 
 // ---- starting a move ----
@@ -28,7 +26,7 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.jobs == nil {
+	if s.moves == nil {
 		return errNoJobs
 	}
 	target := r.PostForm.Get("target")
@@ -43,20 +41,15 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	if target == "" {
 		return refuse("Select the shard to move the tenant to.")
 	}
-	plan, err := s.jobs.Mover().Plan(r.Context(), strconv.FormatInt(ws.ID, 10), target)
-	if errors.Is(err, mover.ErrRefused) {
-		e := audit.Entry{Actor: opsActor(r), Action: audit.Move, Source: ws.ShardName, Target: target,
-			Outcome: audit.Refused, Detail: err.Error()}.ForWebsite(ws)
-		if aerr := audit.Record(r.Context(), s.accounts, e); aerr != nil {
-			s.log.Error("audit", "error", aerr, "action", e.Action, "tenant", ws.ID)
-		}
+	plan, err := s.moves.Prepare(r.Context(), opsActor(r), strconv.FormatInt(ws.ID, 10), target, "")
+	if errors.Is(err, journal.ErrRefused) {
 		return refuse("The move was refused, and nothing was changed: " + err.Error())
 	}
 	if err != nil {
 		return err
 	}
-	id, err := s.jobs.EnqueueMove(r.Context(), plan, opsActor(r))
-	if errors.Is(err, mover.ErrRefused) {
+	id, err := s.moves.Start(r.Context(), plan, opsActor(r), true)
+	if errors.Is(err, journal.ErrRefused) {
 		return refuse("The move was refused, and nothing was changed: " + err.Error())
 	}
 	if err != nil {
@@ -74,24 +67,28 @@ func opsActor(r *http.Request) string { return "admin:" + opsSessionFrom(r.Conte
 // moveProgress is what the progress bar shows, as JSON for the live
 // updates and as the page's first drawing.
 type moveProgress struct {
-	ID         int64   `json:"id"`
-	WebsiteID  int64   `json:"website_id"`
-	Tenant     string  `json:"tenant"`
-	Source     string  `json:"source"`
-	Target     string  `json:"target"`
-	State      string  `json:"state"`
-	Phase      string  `json:"phase"`
-	Percent    int     `json:"percent"`
-	RowsCopied int64   `json:"rows_copied"`
-	RowsTotal  int64   `json:"rows_total"`
-	ETA        string  `json:"eta,omitempty"`
-	Rate       float64 `json:"rows_per_second,omitempty"`
-	Error      string  `json:"error,omitempty"`
-	Done       bool    `json:"done"`
-	Failed     bool    `json:"failed"`
-	Aborted    bool    `json:"aborted"`
-	CanResume  bool    `json:"can_resume"`
-	CanAbort   bool    `json:"can_abort"`
+	ID         int64         `json:"id"`
+	WebsiteID  int64         `json:"website_id"`
+	Tenant     string        `json:"tenant"`
+	Source     string        `json:"source"`
+	Target     string        `json:"target"`
+	State      journal.State `json:"state"`
+	Mode       journal.Mode  `json:"mode"`
+	Phase      string        `json:"phase"`
+	Percent    int           `json:"percent"`
+	RowsCopied int64         `json:"rows_copied"`
+	RowsTotal  int64         `json:"rows_total"`
+	ETA        string        `json:"eta,omitempty"`
+	Rate       float64       `json:"rows_per_second,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	// Detail is an online move's catch-up while it streams, and once the
+	// move is done its whole time and how long writes were blocked.
+	Detail    string `json:"detail,omitempty"`
+	Done      bool   `json:"done"`
+	Failed    bool   `json:"failed"`
+	Aborted   bool   `json:"aborted"`
+	CanResume bool   `json:"can_resume"`
+	CanAbort  bool   `json:"can_abort"`
 	// Tables keeps the move page's table live along with the bar.
 	Tables []tableProgress `json:"tables"`
 }
@@ -110,23 +107,32 @@ func (p moveProgress) Ended() bool { return p.Done || p.Failed || p.Aborted }
 
 // stepPercent is where each step starts on the bar; the copy takes most of
 // it.
-var stepPercent = map[string]int{
-	mover.StatePlanned: 0, mover.StateFrozen: 2, mover.StateCopying: 2, mover.StateCopied: 90,
-	mover.StateVerified: 94, mover.StateSwitched: 96, mover.StateCleaned: 99, mover.StateDone: 100,
+var stepPercent = map[journal.State]int{
+	journal.StatePlanned: 0, journal.StatePrepared: 2, journal.StateFrozen: 2, journal.StateCopying: 2, journal.StateCopied: 90,
+	journal.StateVerified: 94, journal.StateSwitched: 96, journal.StateCleaned: 99, journal.StateDone: 100,
 }
 
-var phaseText = map[string]string{
-	mover.StatePlanned:  "Queued: waiting for a worker",
-	mover.StateFrozen:   "Site is read-only; starting the copy",
-	mover.StateCopying:  "Copying rows",
-	mover.StateCopied:   "Verifying the copy",
-	mover.StateVerified: "Switching the tenant to its new shard",
-	mover.StateSwitched: "Removing the rows from the old shard",
-	mover.StateCleaned:  "Finishing",
-	mover.StateDone:     "Done",
+var phaseText = map[journal.State]string{
+	journal.StatePlanned:  "Queued: waiting for a worker",
+	journal.StateFrozen:   "Site is read-only; starting the copy",
+	journal.StateCopying:  "Copying rows",
+	journal.StateCopied:   "Verifying the copy",
+	journal.StateVerified: "Switching the tenant to its new shard",
+	journal.StateSwitched: "Removing the rows from the old shard",
+	journal.StateCleaned:  "Finishing",
+	journal.StateDone:     "Done",
 }
 
-func progressOf(m mover.Move, now time.Time) moveProgress {
+// onlinePhaseText is what differs for an online move, whose site keeps
+// taking changes until the cut-over.
+var onlinePhaseText = map[journal.State]string{
+	journal.StatePrepared: "Starting the copy; the site keeps taking changes",
+	journal.StateCopying:  "Copying rows; the site keeps taking changes",
+	journal.StateCopied:   "Streaming the changes made meanwhile and verifying the copy",
+	journal.StateVerified: "Cutting over: holding writes for under a second to switch",
+}
+
+func progressOf(m journal.Move, now time.Time) moveProgress {
 	p := moveProgress{ID: m.ID, WebsiteID: m.WebsiteID, Tenant: m.Subdomain, Source: m.Source, Target: m.Target,
 		State: m.State, RowsCopied: m.RowsCopied(), RowsTotal: m.RowsTotal()}
 	for _, t := range m.Tables {
@@ -141,9 +147,14 @@ func progressOf(m mover.Move, now time.Time) moveProgress {
 		p.Tables = append(p.Tables, tp)
 	}
 	step := m.Step()
+	p.Mode = m.Mode
 	p.Percent = stepPercent[step]
 	p.Phase = phaseText[step]
-	if step == mover.StateCopying && p.RowsTotal > 0 {
+	if text, ok := onlinePhaseText[step]; ok && m.Online() {
+		p.Phase = text
+	}
+	p.Detail = moveDetail(m)
+	if step == journal.StateCopying && p.RowsTotal > 0 {
 		p.Percent += int(88 * p.RowsCopied / p.RowsTotal)
 		if m.FrozenAt != nil && p.RowsCopied > 0 {
 			elapsed := now.Sub(*m.FrozenAt).Seconds()
@@ -155,24 +166,51 @@ func progressOf(m mover.Move, now time.Time) moveProgress {
 		}
 	}
 	switch m.State {
-	case mover.StateDone:
+	case journal.StateDone:
 		p.Done, p.Percent = true, 100
-	case mover.StateFailed:
+	case journal.StateFailed:
 		p.Failed = true
 		p.Phase = "Failed while " + phaseText[step]
 		p.Error = m.Error
-		p.CanResume = true
-		p.CanAbort = !m.Switched()
-	case mover.StateAborted:
+		p.CanResume = m.CanResume()
+		p.CanAbort = m.CanAbort()
+	case journal.StateAborted:
 		p.Aborted = true
 		p.Phase = "Aborted: the tenant is active on " + m.Source + " again"
 		if !m.TargetCleared {
 			p.Phase += "; rows copied to " + m.Target + " remain"
 			p.Error = m.Error
-			p.CanAbort = true
+			p.CanAbort = m.CanAbort()
 		}
 	}
 	return p
+}
+
+// moveDetail says how a move's stream is doing, or how the move went.
+func moveDetail(m journal.Move) string {
+	if took, ok := m.Took(); ok && m.State == journal.StateDone {
+		s := "Took " + measured(took)
+		if blocked, ok := m.Blocked(); ok {
+			s += "; writes blocked for " + measured(blocked)
+		}
+		return s
+	}
+	if !m.Online() || m.StreamedAt == nil || m.Switched() {
+		return ""
+	}
+	s := thousands(m.ChangesApplied) + " changes streamed"
+	if m.LagBytes != nil && m.LagSeconds != nil {
+		s += fmt.Sprintf(" · %s, %.1f s behind", bytesText(*m.LagBytes), *m.LagSeconds)
+	}
+	return s
+}
+
+// measured shows a measured duration: milliseconds under a second.
+func measured(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
 func roughDuration(d time.Duration) string {
@@ -188,17 +226,17 @@ func roughDuration(d time.Duration) string {
 }
 
 type opsMoveData struct {
-	Move     mover.Move
+	Move     journal.Move
 	Progress moveProgress
 }
 
-func (s *Server) opsMoveByID(r *http.Request) (mover.Move, error) {
+func (s *Server) opsMoveByID(r *http.Request) (journal.Move, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return mover.Move{}, notFound(nil, nil)
+		return journal.Move{}, notFound(nil, nil)
 	}
-	m, err := mover.Get(r.Context(), s.accounts, id)
-	if errors.Is(err, mover.ErrNotFound) {
+	m, err := journal.Get(r.Context(), s.accounts, id)
+	if errors.Is(err, journal.ErrNotFound) {
 		return m, notFound(nil, nil)
 	}
 	return m, err
@@ -270,7 +308,7 @@ func (s *Server) opsMoveEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-tick.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
-		next, err := mover.Get(rctx, s.accounts, m.ID)
+		next, err := journal.Get(rctx, s.accounts, m.ID)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -288,7 +326,7 @@ func (s *Server) opsMoveEvents(w http.ResponseWriter, r *http.Request) error {
 // ---- resume and abort ----
 
 func (s *Server) opsResume(w http.ResponseWriter, r *http.Request) error {
-	return s.opsQueue(w, r, "resumed", s.jobs.EnqueueResume)
+	return s.opsQueue(w, r, "resumed", s.moves.Resume)
 }
 
 func (s *Server) opsAbort(w http.ResponseWriter, r *http.Request) error {
@@ -299,20 +337,21 @@ func (s *Server) opsAbort(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderMoveError(w, r, m, "Tick the box to confirm the abort. Nothing was changed.")
 	}
-	return s.opsQueue(w, r, "aborted", s.jobs.EnqueueAbort)
+	return s.opsQueue(w, r, "aborted", s.moves.Abort)
 }
 
 // opsQueue queues a resume or an abort of the move and shows its page.
-func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string, enqueue func(context.Context, int64, string) error) error {
+func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
+	enqueue func(context.Context, int64, string, bool) (journal.Move, error)) error {
 	m, err := s.opsMoveByID(r)
 	if err != nil {
 		return err
 	}
-	if s.jobs == nil {
+	if s.moves == nil {
 		return errNoJobs
 	}
-	err = enqueue(r.Context(), m.ID, opsActor(r))
-	if errors.Is(err, jobs.ErrRefused) {
+	_, err = enqueue(r.Context(), m.ID, opsActor(r), true)
+	if errors.Is(err, journal.ErrRefused) {
 		return s.renderMoveError(w, r, m, "Refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
@@ -322,7 +361,7 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string, e
 	return nil
 }
 
-func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m mover.Move, msg string) error {
+func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, msg string) error {
 	d := opsMoveData{Move: m, Progress: progressOf(m, time.Now())}
 	return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
 }

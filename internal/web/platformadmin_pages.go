@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -42,19 +43,14 @@ func opsWithin(ctx context.Context) time.Duration {
 
 type opsDashboardData struct {
 	Overview ops.Overview
-	Moving   []mover.Move // unfinished moves
+	Moving   []journal.Move // unfinished moves
 }
 
 func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
 	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsWithin(r.Context()))}
-	moves, err := mover.List(r.Context(), s.accounts, 0)
-	if err != nil {
+	var err error
+	if d.Moving, err = journal.ListUnfinished(r.Context(), s.accounts); err != nil {
 		return err
-	}
-	for _, m := range moves {
-		if !m.Finished() {
-			d.Moving = append(d.Moving, m)
-		}
 	}
 	return s.renderOps(w, r, http.StatusOK, "ops/dashboard", "Platform operations", d)
 }
@@ -190,17 +186,21 @@ func (s *Server) opsTenants(w http.ResponseWriter, r *http.Request) error {
 // ---- tenant details ----
 
 type opsTenantData struct {
-	Website    registry.Website
-	Tables     []ops.TableCount
-	TablesErr  string
-	Rows       int64
-	Estimate   time.Duration // read-only window of a move, from the row counts
-	Moves      []mover.Move
-	Current    *mover.Move // the unfinished move, if any
-	Audit      []audit.Entry
-	Targets    []string // shards the tenant may move to
-	CanMigrate bool
-	Target     string // chosen in a refused form
+	Website   registry.Website
+	Tables    []ops.TableCount
+	TablesErr string
+	Rows      int64
+	Estimate  time.Duration // a move's time (freeze: its read-only window), from the row counts
+	// Online says a move would keep the site writable; OnlineReason why
+	// not, when it would not.
+	Online       bool
+	OnlineReason string
+	Moves        []journal.Move
+	Current      *journal.Move // the unfinished move, if any
+	Audit        []audit.Entry
+	Targets      []string // shards the tenant may move to
+	CanMigrate   bool
+	Target       string // chosen in a refused form
 }
 
 func (s *Server) opsWebsite(r *http.Request) (registry.Website, error) {
@@ -223,7 +223,7 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 		bytes += t.Bytes
 	}
 	d.Estimate = mover.EstimateReadOnly(d.Rows, bytes)
-	if d.Moves, err = mover.List(r.Context(), s.accounts, w.ID); err != nil {
+	if d.Moves, err = journal.List(r.Context(), s.accounts, w.ID); err != nil {
 		return d, err
 	}
 	for i := range d.Moves {
@@ -234,9 +234,15 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 	if d.Audit, _, err = audit.List(r.Context(), s.accounts, audit.Filter{WebsiteID: w.ID, Limit: 10}); err != nil {
 		return d, err
 	}
-	d.CanMigrate = s.jobs != nil && d.Current == nil && w.Status == registry.StatusActive
+	d.CanMigrate = s.moves != nil && d.Current == nil && w.Status == registry.StatusActive
 	if d.CanMigrate {
 		d.Targets = ops.ReachableTargets(r.Context(), s.shards, w.ShardName, opsWithin(r.Context()))
+		ctx, cancel := context.WithTimeout(r.Context(), opsWithin(r.Context()))
+		d.Online, d.OnlineReason = s.moves.Online(ctx, w.ShardName)
+		cancel()
+		if d.Online {
+			d.Estimate = mover.EstimateCopy(d.Rows, bytes) * 3
+		}
 	}
 	return d, nil
 }

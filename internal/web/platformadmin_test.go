@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -92,7 +93,7 @@ func TestOps_EventsStreamEndsOnShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := m.Plan(ctx, "acme", "shard_1")
+	plan, err := m.Plan(ctx, "acme", "shard_1", journal.ModeFreeze)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestOps_EventsStreamEndsOnShutdown(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(line), "data: ")), &prog); err != nil {
 		t.Fatalf("first event %q: %v", line, err)
 	}
-	if prog.ID != id || prog.WebsiteID != acme.ID || prog.State != mover.StatePlanned || prog.Ended() {
+	if prog.ID != id || prog.WebsiteID != acme.ID || prog.State != journal.StatePlanned || prog.Ended() {
 		t.Errorf("first event = %+v; want move %d planned", prog, id)
 	}
 
@@ -146,4 +147,87 @@ func TestOps_EventsStreamEndsOnShutdown(t *testing.T) {
 	case <-time.After(ShutdownGrace + 5*time.Second):
 		t.Fatal("Serve did not return")
 	}
+}
+
+// When the journal cannot be read, the live progress stream says so and
+// keeps showing the move as last read: it never streams an empty move
+// (id 0, "problem") in its place, and it picks up again once the journal
+// can be read.
+func TestOps_EventsStreamKeepsTheMoveWhenAReadFails(t *testing.T) {
+	p := newPlatform(t, platformOptions{shards: 1})
+	ctx := context.Background()
+	p.tenant("acme", shard.Default)
+	m, err := mover.New(p.set, mover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := m.Plan(ctx, "acme", "shard_1", journal.ModeFreeze)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Start(ctx, plan, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, _ := p.superAdmin("ops@example.com")
+	req, _ := http.NewRequest(http.MethodGet, p.http.URL+"/admin/moves/"+strconv.FormatInt(id, 10)+"/events", nil)
+	req.Host = "localhost"
+	req.AddCookie(cookie)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(rctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := make(chan string, 64)
+	go func() {
+		defer close(events)
+		r := bufio.NewReader(res.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line = strings.TrimSpace(line); line != "" {
+				events <- line
+			}
+		}
+	}()
+	next := func(want string) string {
+		t.Helper()
+		for {
+			select {
+			case line, ok := <-events:
+				if !ok {
+					t.Fatalf("the stream ended while waiting for %q", want)
+				}
+				if strings.HasPrefix(line, "data: {") {
+					var prog moveProgress
+					if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &prog); err != nil || prog.ID != id {
+						t.Fatalf("event %q: %v; want move %d", line, err, id)
+					}
+				}
+				if strings.Contains(line, want) {
+					return line
+				}
+			case <-rctx.Done():
+				t.Fatalf("no event containing %q", want)
+			}
+		}
+	}
+	next(`"state":"planned"`)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := p.primary.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("ALTER TABLE move_tables RENAME TO move_tables_away")
+	next("event: problem")
+	next("The journal could not be read")
+	exec("ALTER TABLE move_tables_away RENAME TO move_tables")
+	// The stream goes on with the journal's news, for the same move.
+	exec("UPDATE move_tables SET rows_copied = 7 WHERE move_id = $1 AND table_name = 'agencies'", id)
+	next(`"rows_copied":7`)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
@@ -287,7 +288,10 @@ func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.E
 			"You have sent several messages in a short time, so this one has not been sent yet. "+
 				"Your text is kept below: please send it again in "+wait+", or contact the agency by phone or email.", nil)
 	}
-	if _, err := content.SubmitEnquiry(r.Context(), st.Scope, e); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		_, err := content.SubmitEnquiry(r.Context(), sc, e)
+		return err
+	}); err != nil {
 		if fields := invalidFields(err); fields != nil {
 			return false, again(http.StatusUnprocessableEntity, correct, fields)
 		}

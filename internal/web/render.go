@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/mover"
+	"github.com/propertywebbuilder/pwb/internal/journal"
 )
 
 //go:embed templates
@@ -172,7 +172,7 @@ var templateFuncs = template.FuncMap{
 	"latency":    func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"rough":      roughDuration,
 	"clock":      func(t time.Time) string { return t.Format("15:04:05") },
-	"progress":   func(m mover.Move) moveProgress { return progressOf(m, time.Now()) },
+	"progress":   func(m journal.Move) moveProgress { return progressOf(m, time.Now()) },
 	"listing":    listingLabel,
 }
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/jobs"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
+	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/throttle"
@@ -57,9 +57,10 @@ type Options struct {
 	// Metrics, if set, counts every request. It is served apart from this
 	// handler (Metrics.Handler), never on the public listener.
 	Metrics *metrics.Metrics
-	// Jobs queues the moves the platform admin starts. Without it the
-	// admin shows moves but cannot start, resume or abort them.
-	Jobs *jobs.Queue
+	// Moves starts, resumes and aborts the moves of the platform admin,
+	// as queued jobs: give it a queue (package jobs). Without it the admin
+	// shows moves but cannot start, resume or abort them.
+	Moves *moves.Service
 }
 
 // Server is the platform's HTTP handler.
@@ -79,7 +80,7 @@ type Server struct {
 	requestTimeout  time.Duration
 	photos          content.PhotoLimits
 	metrics         *metrics.Metrics
-	jobs            *jobs.Queue
+	moves           *moves.Service
 	handler         http.Handler
 	// streams ends when the server shuts down, and with it every
 	// long-lived response.
@@ -115,7 +116,7 @@ func New(o Options) (*Server, error) {
 		requestTimeout: cmp.Or(o.RequestTimeout, config.DefaultSettings().RequestTimeout),
 		photos:         o.Photos,
 		metrics:        o.Metrics,
-		jobs:           o.Jobs,
+		moves:          o.Moves,
 	}
 	for _, d := range o.PlatformDomains {
 		d = strings.ToLower(strings.TrimSpace(d))

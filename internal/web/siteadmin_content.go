@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
 // ---- messages ----
@@ -55,7 +56,9 @@ func (s *Server) markMessage(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorPage(http.StatusBadRequest, "Bad request", "Say whether to mark the message read (1) or unread (0). Nothing was changed.")
 	}
-	if err := content.SetMessageRead(r.Context(), siteFrom(r.Context()).Scope, id, read); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.SetMessageRead(r.Context(), sc, id, read)
+	}); err != nil {
 		return err
 	}
 	done := "unread"
@@ -149,7 +152,10 @@ func (s *Server) createPage(w http.ResponseWriter, r *http.Request) error {
 	if len(fields) > 0 {
 		return s.renderPageForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedPage)
 	}
-	if _, err := content.CreatePage(r.Context(), siteFrom(r.Context()).Scope, in); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		_, err := content.CreatePage(r.Context(), sc, in)
+		return err
+	}); err != nil {
 		return s.pageRefused(w, r, d, err)
 	}
 	return redirectDone(w, r, "/site_admin/pages", "created")
@@ -184,7 +190,10 @@ func (s *Server) updatePage(w http.ResponseWriter, r *http.Request) error {
 	if len(fields) > 0 {
 		return s.renderPageForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedPage)
 	}
-	if _, err := content.UpdatePage(r.Context(), siteFrom(r.Context()).Scope, p.ID, in); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		_, err := content.UpdatePage(r.Context(), sc, p.ID, in)
+		return err
+	}); err != nil {
 		return s.pageRefused(w, r, d, err)
 	}
 	return redirectDone(w, r, "/site_admin/pages", "saved")
@@ -195,7 +204,9 @@ func (s *Server) deletePage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := content.DeletePage(r.Context(), siteFrom(r.Context()).Scope, id); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.DeletePage(r.Context(), sc, id)
+	}); err != nil {
 		return err
 	}
 	return redirectDone(w, r, "/site_admin/pages", "deleted")
@@ -217,7 +228,9 @@ func (s *Server) saveAgency(w http.ResponseWriter, r *http.Request) error {
 	}
 	a := content.Agency{Name: r.PostForm.Get("name"), Email: r.PostForm.Get("email"),
 		Phone: r.PostForm.Get("phone"), Address: r.PostForm.Get("address")}
-	if err := content.SaveAgency(r.Context(), siteFrom(r.Context()).Scope, a); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.SaveAgency(r.Context(), sc, a)
+	}); err != nil {
 		if fields := invalidFields(err); fields != nil {
 			return s.renderAdmin(w, r, http.StatusUnprocessableEntity, "admin/agency", view{Title: "Agency", Data: a,
 				Fields: fields, Error: "The agency details were not saved. Please correct the fields marked below."})

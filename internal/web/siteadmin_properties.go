@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
 type adminPropertiesData struct {
@@ -260,7 +261,6 @@ const (
 )
 
 func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
-	sc := siteFrom(r.Context()).Scope
 	if err := parseUpload(w, r); err != nil {
 		return err
 	}
@@ -279,17 +279,29 @@ func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, msg)
 	}
-	p, err := content.CreateProperty(r.Context(), sc, in)
-	if err != nil {
+	var p content.Property
+	if err := s.tenantWrite(r, func(sc tenant.Scope) (err error) {
+		p, err = content.CreateProperty(r.Context(), sc, in)
+		return err
+	}); err != nil {
 		return s.propertyRefused(w, r, d, err)
 	}
 	for _, ph := range photos {
-		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos); err != nil {
+		// The photos were read before anything was written: a write made
+		// again after a move stores the same bytes.
+		if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+			_, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos)
+			return err
+		}); err != nil {
 			// Every photo was checked, so this is the database failing. Take
 			// the half-made property back rather than leave it without the
 			// photos the editor sent.
+			st := *siteFrom(r.Context())
 			s.undoLater(r, "taking back a property whose photos were not saved", func(ctx context.Context) error {
-				return content.DeleteProperty(ctx, sc, p.ID)
+				_, err := s.writeFollowingMove(ctx, st, func(sc tenant.Scope) error {
+					return content.DeleteProperty(ctx, sc, p.ID)
+				})
+				return err
 			})
 			return err
 		}
@@ -343,7 +355,10 @@ func (s *Server) updateProperty(w http.ResponseWriter, r *http.Request) error {
 	if len(fields) > 0 {
 		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedProperty)
 	}
-	if _, err := content.UpdateProperty(r.Context(), siteFrom(r.Context()).Scope, p.ID, in); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		_, err := content.UpdateProperty(r.Context(), sc, p.ID, in)
+		return err
+	}); err != nil {
 		return s.propertyRefused(w, r, d, err)
 	}
 	return redirectDone(w, r, "/site_admin/properties/"+p.ID.String()+"/edit", "saved")
@@ -354,14 +369,15 @@ func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := content.DeleteProperty(r.Context(), siteFrom(r.Context()).Scope, id); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.DeleteProperty(r.Context(), sc, id)
+	}); err != nil {
 		return err
 	}
 	return redirectDone(w, r, "/site_admin/properties", "deleted")
 }
 
 func (s *Server) uploadPhotos(w http.ResponseWriter, r *http.Request) error {
-	sc := siteFrom(r.Context()).Scope
 	p, err := s.adminProperty(r)
 	if err != nil {
 		return err
@@ -380,7 +396,12 @@ func (s *Server) uploadPhotos(w http.ResponseWriter, r *http.Request) error {
 			propertyFormData{Form: formOf(p), Property: &p}, fieldErr{"photos": problem}, "No photo was added. "+problem)
 	}
 	for _, ph := range photos {
-		if _, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos); err != nil {
+		// Read before anything was written: a write made again after a
+		// move stores the same bytes, without reading the body again.
+		if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+			_, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -395,7 +416,9 @@ func (s *Server) deletePhoto(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r, maxSmallForm); err != nil {
 		return err
 	}
-	if err := content.DeletePhoto(r.Context(), siteFrom(r.Context()).Scope, id); err != nil {
+	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.DeletePhoto(r.Context(), sc, id)
+	}); err != nil {
 		return err
 	}
 	// The form says which property to go back to; it only steers the

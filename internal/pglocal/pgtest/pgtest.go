@@ -96,6 +96,9 @@ type Options struct {
 	// Durable keeps fsync on, for benchmarks that should see commit costs
 	// as production does.
 	Durable bool
+	// WalLevel is passed to pglocal.Options: empty for logical, like every
+	// server pwb starts; "replica" for a shard that cannot stream changes.
+	WalLevel string
 }
 
 // Start starts n throw-away servers in parallel and stops and removes them
@@ -140,7 +143,7 @@ func startCopy(t testing.TB, tmpl string, o Options) (*pglocal.Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("copying PostgreSQL template: %v: %s", err, out)
 	}
-	srv, err := pglocal.Adopt(pglocal.Options{Dir: dir, ForTests: !o.Durable, MaxConnections: o.MaxConnections})
+	srv, err := pglocal.Adopt(pglocal.Options{Dir: dir, ForTests: !o.Durable, MaxConnections: o.MaxConnections, WalLevel: o.WalLevel})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

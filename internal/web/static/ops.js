@@ -45,6 +45,9 @@
       bind("phase").textContent = p.phase;
       bind("rows").textContent = fmt(p.rows_copied) + " of " + fmt(p.rows_total) + " rows copied";
       bind("eta").textContent = p.eta ? " · " + p.eta + " left" : "";
+      var detail = bind("detail");
+      detail.textContent = p.detail || "";
+      detail.hidden = !p.detail;
       var err = bind("error");
       err.textContent = p.error || "";
       err.hidden = !p.error;
