@@ -36,6 +36,11 @@ bench-wrk: deps
 bench-move: deps
 	PWB_BENCH_MOVE=1 $(GO) test ./internal/mover -run TestBench_MoveVersusRawPipe -count=1 -v -timeout 60m
 
+# The same size of tenant moved online and frozen, alternately and back and forth, under a steady write load through pwb serve.
+.PHONY: bench-online
+bench-online: deps
+	PWB_BENCH_ONLINE=1 $(GO) test ./internal/cli -run TestBench_OnlineVersusFreezeMove -count=1 -v -timeout 60m
+
 # `pwb report totals`' fan-out over 20 shards, one slowed, versus that shard alone and a sequential loop.
 bench-report: deps
 	PWB_BENCH_REPORT=1 $(GO) test ./internal/report -run TestBench_ReportFanOut -count=1 -v -timeout 30m

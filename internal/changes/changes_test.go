@@ -391,7 +391,9 @@ func (sh *shards) checkConfirmed(t testing.TB, move int64) {
 // target, while the writers keep writing.
 func TestPauseAt_ConsistentVerifyUnderWrites(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	// A temporary slot waits for the writers' transactions in flight: on a
+	// loaded machine a verify takes seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sh := newShards(t)
 	seed(t, sh.src, moving, 10)
@@ -408,7 +410,8 @@ func TestPauseAt_ConsistentVerifyUnderWrites(t *testing.T) {
 	}
 
 	var digests []string
-	for i := range 10 {
+	const verifies = 6
+	for i := range verifies {
 		time.Sleep(100 * time.Millisecond)
 		if err := s.Hold(ctx); err != nil {
 			t.Fatal(err)
@@ -438,8 +441,8 @@ func TestPauseAt_ConsistentVerifyUnderWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(slices.Compact(slices.Clone(digests))); n < 5 {
-		t.Errorf("the tenant hardly changed between verifies: %d distinct states of 10", n)
+	if n := len(slices.Compact(slices.Clone(digests))); n < verifies/2 {
+		t.Errorf("the tenant hardly changed between verifies: %d distinct states of %d", n, verifies)
 	}
 	// A temporary slot goes once the server has seen its connection close.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {

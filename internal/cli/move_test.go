@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -411,5 +414,83 @@ func TestMigrate_TwoProcessesAtOnce(t *testing.T) {
 	}
 	if n := mvJournalSize(t, c); n != 1 {
 		t.Errorf("journal has %d moves, want 1", n)
+	}
+}
+
+// An online move from the CLI: the plan says the mode, the move keeps the
+// site writable and reports the catch-up and the blocked time, and the
+// journal listing shows them. A source reached through a pooler without a
+// replication_url falls back to freeze mode and says why, and --mode online
+// is refused with that reason; a mode that does not exist is a usage error.
+func TestMigrate_OnlineFromTheCLI(t *testing.T) {
+	t.Parallel()
+	c := migratedCluster(t, 1)
+	cfg := c.ConfigPath
+	id := mvTenant(t, c, "online-co", shard.Default, movertest.Options{Properties: 60, Photos: 4})
+	out := mustPWB(t, cfg, "sharding", "migrate", "online-co", "shard_1", "--dry-run")
+	if !strings.Contains(out, "Mode: online\n") || !strings.Contains(out, "writes are held for under a second") {
+		t.Errorf("dry run does not say the move is online:\n%s", out)
+	}
+	out = mustPWB(t, cfg, "sharding", "migrate", "online-co", "shard_1", "--yes", "--cleanup-delay", "0s")
+	for _, want := range []string{"prepared: the site keeps taking changes", "streaming the changes", "changes applied, ", "cutting over",
+		"Move 1 done (online): tenant " + strconv.FormatInt(id, 10) + " (online-co) is on shard_1", "changes streamed, writes held for "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("online migrate output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := mvWhere(t, c, id); got != "shard_1 active" {
+		t.Errorf("after the move the tenant is %q", got)
+	}
+	list := mustPWB(t, cfg, "sharding", "moves")
+	if !strings.Contains(list, "MODE") || !strings.Contains(list, "BLOCKED") || !strings.Contains(list, " online ") {
+		t.Errorf("the journal listing lacks the mode and blocked time:\n%s", list)
+	}
+
+	// The same cluster, its source now said to be behind a pooler.
+	pooled := pgtest.WriteConfig(t,
+		pgtest.Shard{Key: "primary", Server: c.Servers[0], DB: c.Database["default"]},
+		pgtest.Shard{Key: "shard_1", Server: c.Servers[1], DB: c.Database["shard_1"], Settings: map[string]string{"advisory_locks": "false"}})
+	out = mustPWB(t, pooled, "sharding", "migrate", "online-co", "default", "--dry-run")
+	if !strings.Contains(out, "Mode: freeze (shard \"shard_1\" is reached through a transaction pooler") || !strings.Contains(out, "replication_url") {
+		t.Errorf("a pooled source should fall back to freeze mode and say why:\n%s", out)
+	}
+	before := mvJournalSize(t, c)
+	wantRefused(t, pwb(t, pooled, "sharding", "migrate", "online-co", "default", "--mode", "online", "--yes"),
+		"an online move of tenant "+strconv.FormatInt(id, 10)+" (online-co) is not possible: shard \"shard_1\" is reached through a transaction pooler")
+	if r := pwb(t, pooled, "sharding", "migrate", "online-co", "default", "--mode", "live", "--yes"); r.code != ExitUsage || !strings.Contains(r.stderr, `--mode "live": want online or freeze`) {
+		t.Errorf("--mode live: exit %d, %q; want usage", r.code, r.stderr)
+	}
+	if after := mvJournalSize(t, c); after != before {
+		t.Errorf("refusals recorded %d move(s)", after-before)
+	}
+}
+
+// The shipped pwb has no pause hook: built as a user builds it, with the
+// tests' pause variable set, a move runs straight through instead of
+// stopping to wait on its input.
+func TestShippedBinaryIgnoresThePauseVariable(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "pwb")
+	build := exec.Command("go", "build", "-o", bin, "github.com/propertywebbuilder/pwb/cmd/pwb")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building pwb: %v\n%s", err, out)
+	}
+	c := migratedCluster(t, 1)
+	id := mvTenant(t, c, "shipped-co", shard.Default, movertest.Options{Properties: 10, Photos: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "sharding", "migrate", "shipped-co", "shard_1", "--mode", "freeze", "--yes", "--cleanup-delay", "0s")
+	cmd.Env = append(os.Environ(), "PWB_ENV=test", "PWB_CONFIG="+c.ConfigPath, pauseEnv+"=frozen")
+	stdin, err := cmd.StdinPipe() // open, and never written: a pause would wait on it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "test pause") {
+		t.Fatalf("the shipped pwb: %v\n%s", err, out)
+	}
+	if got := mvWhere(t, c, id); got != "shard_1 active" {
+		t.Errorf("after the move the tenant is %q", got)
 	}
 }

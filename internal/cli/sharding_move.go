@@ -393,6 +393,9 @@ func (a *app) printReport(r mover.Report) error {
 	}
 	if r.Move != nil {
 		fmt.Fprintf(a.stdout, "Unfinished move %d from %s to %s is %s: comparing with %s\n", r.Move.ID, r.Move.Source, r.Move.Target, stateText(*r.Move), r.Other)
+		if r.Move.Online() {
+			fmt.Fprintln(a.stdout, "The move is online: the source keeps taking changes, so a difference may be changes still on their way.")
+		}
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if r.Move == nil {
@@ -515,6 +518,8 @@ type moveView struct {
 	tty          io.Writer // stderr when it is a terminal
 	move         int64
 	phase        journal.Phase
+	lastDetail   string
+	lastCatchUp  time.Time
 	bar          *progressbar.ProgressBar
 }
 
@@ -547,12 +552,37 @@ func (v *moveView) event(e mover.Event) {
 			pct = float64(e.Rows) * 100 / float64(e.RowsTotal)
 		}
 		v.a.printJSONLine(progressLine{Kind: "progress", Event: e, Percent: pct})
-	case v.tty != nil:
-		v.barEvent(e)
-	case e.Phase != v.phase:
-		fmt.Fprintln(v.a.stdout, phaseText(e.Phase))
+	default:
+		out := v.a.stdout
+		if v.tty != nil {
+			v.barEvent(e)
+			out = v.tty
+		} else if e.Phase != v.phase {
+			fmt.Fprintln(out, phaseText(e.Phase))
+		}
+		v.detail(out, e)
 	}
 	v.phase = e.Phase
+}
+
+// catchUpEvery is how often, at most, the text view reports an online
+// move's catch-up while it streams.
+const catchUpEvery = 5 * time.Second
+
+// detail prints what an event says beyond its phase: a step's news (a
+// cut-over that gave up and is tried again) and, every catchUpEvery, an
+// online move's catch-up.
+func (v *moveView) detail(out io.Writer, e mover.Event) {
+	if e.Detail != "" && e.Detail != v.lastDetail {
+		v.clear()
+		fmt.Fprintln(out, "  "+e.Detail)
+		v.lastDetail = e.Detail
+	}
+	if e.Phase == journal.PhaseStreaming && e.Detail == "" && time.Since(v.lastCatchUp) >= catchUpEvery {
+		v.clear()
+		fmt.Fprintf(out, "  %s changes applied, %s and %.1f s behind\n", count(e.Changes), bytesText(e.LagBytes), e.LagSeconds)
+		v.lastCatchUp = time.Now()
+	}
 }
 
 // phaseText says what a phase means for the tenant's site.

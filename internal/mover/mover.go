@@ -45,7 +45,8 @@ type Event struct {
 // Options tunes a Mover. The zero value is ready to use.
 type Options struct {
 	// Progress, if set, receives events as the move goes, a few per second
-	// at most during the copy and the clean-up.
+	// at most during the copy and the clean-up. Progress and Pause are
+	// never called at the same time.
 	Progress func(Event)
 	// Pause, if set, is called at each step boundary and once inside the copy
 	// and the clean-up, with the name of the point: planned, frozen,
@@ -94,6 +95,9 @@ type Mover struct {
 	set     *shard.Set
 	primary *pgxpool.Pool
 	opt     Options
+	// hooks makes Progress and Pause calls one at a time: an online move
+	// reports from its stream's goroutines as well as its own.
+	hooks sync.Mutex
 }
 
 // New returns a Mover over set.
@@ -125,12 +129,16 @@ func New(set *shard.Set, opt Options) (*Mover, error) {
 
 func (m *Mover) pause(point string) {
 	if m.opt.Pause != nil {
+		m.hooks.Lock()
+		defer m.hooks.Unlock()
 		m.opt.Pause(point)
 	}
 }
 
 func (m *Mover) emit(e Event) {
 	if m.opt.Progress != nil {
+		m.hooks.Lock()
+		defer m.hooks.Unlock()
 		m.opt.Progress(e)
 	}
 }
@@ -365,6 +373,12 @@ func (m *Mover) step(ctx context.Context, mv journal.Move) error {
 	default:
 		return fmt.Errorf("move %d is in unknown state %q", mv.ID, mv.Step())
 	}
+	return m.reached(ctx, mv, next)
+}
+
+// reached records that mv reached state next, reports it, and pauses there
+// for tests.
+func (m *Mover) reached(ctx context.Context, mv journal.Move, next journal.State) error {
 	if err := journal.SetState(ctx, m.primary, mv.ID, next); err != nil {
 		return err
 	}

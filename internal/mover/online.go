@@ -103,14 +103,7 @@ func (r *run) step(ctx context.Context, mv journal.Move) error {
 	default:
 		return fmt.Errorf("move %d is in unknown state %q", mv.ID, mv.Step())
 	}
-	if err := journal.SetState(ctx, m.primary, mv.ID, next); err != nil {
-		return err
-	}
-	m.emit(Event{Move: mv.ID, Phase: next.Phase(), RowsTotal: mv.RowsTotal(), BytesTotal: mv.BytesTotal()})
-	if next != journal.StateDone {
-		m.pause(string(next))
-	}
-	return nil
+	return m.reached(ctx, mv, next)
 }
 
 // replConn returns the connection string for logical replication from the
@@ -509,15 +502,18 @@ func (r *run) tryCutover(ctx context.Context, mv journal.Move, attempt int) (blo
 		release()
 		return 0, false, fmt.Errorf("the target did not apply the last changes in time: %w", err)
 	}
-	if err := m.switchOver(bctx, mv); err != nil {
-		// The commit may have happened even so: the journal says.
-		jctx, jcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		now, gerr := journal.Get(jctx, m.primary, mv.ID)
-		jcancel()
-		if gerr != nil || !now.Switched() {
-			release()
-			return 0, false, fmt.Errorf("switching the registry: %w", err)
-		}
+	// The switch is not cut off by the budget: a commit cancelled in
+	// flight might land after the fence was let go. It starts only with
+	// time left for it.
+	if left := time.Until(asked.Add(m.opt.CutoverBudget)); left < m.opt.CutoverBudget/8 {
+		release()
+		return 0, false, fmt.Errorf("only %s of the budget left for the switch", left.Round(time.Millisecond))
+	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	if err := m.switchOver(sctx, mv); err != nil {
+		release()
+		return 0, false, fmt.Errorf("switching the registry: %w", err)
 	}
 	return release(), true, nil
 }

@@ -305,6 +305,20 @@ func TestOps(t *testing.T) {
 		}
 	})
 
+	t.Run("Gather: a move's slot is on its shard's card with the WAL it keeps", func(t *testing.T) {
+		url := p.cluster.URL["shard_2"]
+		pgtest.Exec(t, url, "SELECT pg_create_logical_replication_slot('pwb_move_77', 'pgoutput')")
+		defer pgtest.Exec(t, url, "SELECT pg_drop_replication_slot('pwb_move_77')")
+		pgtest.Exec(t, url, "CREATE TABLE IF NOT EXISTS wal_filler AS SELECT g FROM generate_series(1, 20000) g")
+		c := cardsByName(ops.Gather(ctx, p.set, 5*time.Second))["shard_2"]
+		if len(c.Slots) != 1 || c.Slots[0].Name != "pwb_move_77" || c.Slots[0].Active || c.Slots[0].RetainedBytes <= 0 || c.Health != ops.Green {
+			t.Errorf("shard_2 with a move's slot: %+v; want it listed with the WAL it keeps, and green", c)
+		}
+		if other := cardsByName(ops.Gather(ctx, p.set, 5*time.Second))["shard_1"]; len(other.Slots) != 0 {
+			t.Errorf("shard_1 lists slots it does not have: %+v", other.Slots)
+		}
+	})
+
 	// A shard 35ms away each way answers a ping in one round trip, 70ms:
 	// green, however many round trips opening a connection to it took
 	// first. Each try is on new pools, so there is a connection to open.

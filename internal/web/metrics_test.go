@@ -79,6 +79,36 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	// An online move done, and one stopped while it streams.
+	for _, sub := range []string{"online", "streaming"} {
+		w := p.tenant(sub, shard.Default)
+		pool, _ := p.set.Primary()
+		if err := movertest.Fill(ctx, pool, w.ID, movertest.Options{Properties: 10, Photos: 1}); err != nil {
+			t.Fatal(err)
+		}
+		run, stop := context.WithCancel(ctx)
+		om, err := mover.New(p.set, mover.Options{CleanupDelay: mover.NoCleanupDelay, Pause: func(point string) {
+			if sub == "streaming" && point == string(journal.StateVerified) {
+				stop()
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := om.Plan(ctx, sub, "shard_1", journal.ModeOnline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := om.Start(ctx, plan, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := om.Run(run, id); (err != nil) != (sub == "streaming") {
+			t.Fatalf("online move of %s: %v", sub, err)
+		}
+		stop()
+	}
+
 	// /metrics is only on the handler served on its own listener.
 	ms := httptest.NewServer(p.metrics.Handler())
 	defer ms.Close()
@@ -104,12 +134,19 @@ func TestMetrics(t *testing.T) {
 		{"pwb_db_pool_acquires_total", []string{`shard="default"`}, func(v float64) bool { return v >= 1 }},
 		{"pwb_registry_cache_hits_total", nil, func(v float64) bool { return v >= 1 }},
 		{"pwb_registry_cache_misses_total", nil, func(v float64) bool { return v >= 2 }}, // acme, nobody
-		{"pwb_moves", []string{`state="done"`}, func(v float64) bool { return v == 1 }},
+		{"pwb_moves", []string{`state="done"`}, func(v float64) bool { return v == 2 }},
+		{"pwb_moves", []string{`state="failed"`}, func(v float64) bool { return v == 1 }},
+		{"pwb_move_writes_blocked_seconds_count", []string{`mode="online"`}, func(v float64) bool { return v == 1 }},
+		{"pwb_move_writes_blocked_seconds_count", []string{`mode="freeze"`}, func(v float64) bool { return v == 1 }},
+		{"pwb_move_writes_blocked_seconds_bucket", []string{`mode="online"`, `le="1"`}, func(v float64) bool { return v == 1 }},
+		{"pwb_move_lag", []string{`tenant="streaming"`, `unit="bytes"`}, func(v float64) bool { return v >= 0 }},
+		{"pwb_move_lag", []string{`tenant="streaming"`, `unit="seconds"`}, func(v float64) bool { return v >= 0 && v < 60 }},
+		{"pwb_move_changes_applied", []string{`tenant="streaming"`}, func(v float64) bool { return v >= 0 }},
 		{"pwb_moves", []string{`state="planned"`}, func(v float64) bool { return v == 1 }},
 		{"pwb_move_rows", []string{`tenant="halfway"`, `kind="total"`, `source="default"`, `target="shard_1"`, `state="planned"`},
 			func(v float64) bool { return v == float64((movertest.Options{Properties: 10, Photos: 1}).Rows()) }},
 		{"pwb_move_rows", []string{`tenant="halfway"`, `kind="copied"`}, func(v float64) bool { return v == 0 }},
-		{"pwb_move_duration_seconds_count", nil, func(v float64) bool { return v == 1 }},
+		{"pwb_move_duration_seconds_count", nil, func(v float64) bool { return v == 2 }},
 		{"pwb_move_read_only_seconds_count", nil, func(v float64) bool { return v == 1 }},
 	} {
 		v, ok := metricValue(t, text, c.name, c.labels...)

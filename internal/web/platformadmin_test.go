@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -89,18 +91,7 @@ func TestOps_EventsStreamEndsOnShutdown(t *testing.T) {
 	p := newPlatform(t, platformOptions{shards: 1})
 	ctx := context.Background()
 	acme := p.tenant("acme", shard.Default)
-	m, err := mover.New(p.set, mover.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := m.Plan(ctx, "acme", "shard_1", journal.ModeFreeze)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := m.Start(ctx, plan, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := p.plannedMove(t, "acme", "shard_1")
 	cookie, _ := p.superAdmin("ops@example.com")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,18 +148,7 @@ func TestOps_EventsStreamKeepsTheMoveWhenAReadFails(t *testing.T) {
 	p := newPlatform(t, platformOptions{shards: 1})
 	ctx := context.Background()
 	p.tenant("acme", shard.Default)
-	m, err := mover.New(p.set, mover.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := m.Plan(ctx, "acme", "shard_1", journal.ModeFreeze)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := m.Start(ctx, plan, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := p.plannedMove(t, "acme", "shard_1")
 	cookie, _ := p.superAdmin("ops@example.com")
 	req, _ := http.NewRequest(http.MethodGet, p.http.URL+"/admin/moves/"+strconv.FormatInt(id, 10)+"/events", nil)
 	req.Host = "localhost"
@@ -230,4 +210,73 @@ func TestOps_EventsStreamKeepsTheMoveWhenAReadFails(t *testing.T) {
 	// The stream goes on with the journal's news, for the same move.
 	exec("UPDATE move_tables SET rows_copied = 7 WHERE move_id = $1 AND table_name = 'agencies'", id)
 	next(`"rows_copied":7`)
+}
+
+// The migrate form promises "writes blocked for under a second" only when
+// the move will be online, and says why not otherwise; a move started from
+// it runs online, and its page then shows the mode, the whole time and the
+// blocked time.
+func TestOps_OnlineMoveThroughTheForm(t *testing.T) {
+	p := newPlatform(t, platformOptions{shards: 1, jobs: true})
+	ctx := context.Background()
+	acme := p.tenant("acme", shard.Default)
+	bravo := p.tenant("bravo", "shard_1")
+	if err := movertest.Fill(ctx, p.primary, acme.ID, movertest.Options{Properties: 30, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// shard_1's server has no replication slot to spare.
+	for i := range 9 {
+		pgtest.Exec(t, p.cluster.URL["shard_1"], fmt.Sprintf("SELECT pg_create_physical_replication_slot('spare_%d')", i))
+	}
+	cookie, csrf := p.superAdmin("ops@example.com")
+	online := p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10), cookie)
+	if !strings.Contains(online.Body, "writes blocked for under a second") || strings.Contains(online.Body, "will be <b>read-only</b>") {
+		t.Errorf("the form for a tenant on default should promise an online move:\n%s", excerpt(online.Body))
+	}
+	freeze := p.get("localhost", "/admin/tenants/"+strconv.FormatInt(bravo.ID, 10)+"/migrate", cookie)
+	if strings.Contains(freeze.Body, "writes blocked for under a second") || !strings.Contains(freeze.Body, "will be <b>read-only</b>") ||
+		!strings.Contains(freeze.Body, "Not an online move: 9 of 10 replication slots are in use on shard") {
+		t.Errorf("the form for a tenant on a shard without spare slots should say it will be read-only, and why:\n%s", excerpt(freeze.Body))
+	}
+
+	r := p.postForm("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate",
+		url.Values{"csrf": {csrf}, "target": {"shard_1"}}, cookie)
+	wantStatus(t, r, http.StatusSeeOther)
+	moveID := strings.TrimSuffix(strings.TrimPrefix(r.Header.Get("Location"), "/admin/moves/"), "?done=queued")
+	var prog moveProgress
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		res := p.get("localhost", "/admin/moves/"+moveID+"/progress", cookie)
+		if err := json.Unmarshal([]byte(res.Body), &prog); err != nil {
+			t.Fatal(err)
+		}
+		if prog.Ended() {
+			break
+		}
+	}
+	if !prog.Done || prog.Mode != journal.ModeOnline || !strings.HasPrefix(prog.Detail, "Took ") || !strings.Contains(prog.Detail, "; writes blocked for ") {
+		t.Fatalf("move ended as %+v; want done online, with its times\nlog:\n%s", prog, p.log.String())
+	}
+	page := p.get("localhost", "/admin/moves/"+moveID, cookie)
+	if !strings.Contains(page.Body, "(online mode)") || !strings.Contains(page.Body, prog.Detail) {
+		t.Errorf("the move page lacks the mode or the times:\n%s", excerpt(page.Body))
+	}
+}
+
+// plannedMove records a freeze move of tenant sub to target, and runs
+// none of it.
+func (p *platform) plannedMove(t *testing.T, sub, target string) int64 {
+	t.Helper()
+	m, err := mover.New(p.set, mover.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := m.Plan(context.Background(), sub, target, journal.ModeFreeze)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Start(context.Background(), plan, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
