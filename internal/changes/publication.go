@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -62,14 +63,54 @@ func CreatePublication(ctx context.Context, q Querier, name string, tables []str
 	return nil
 }
 
-// DropPublication drops publication name from the database behind q; a
+// Beginner starts transactions: a pool or a connection.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// DropPublication drops publication name from the database behind db; a
 // publication that does not exist is success.
-func DropPublication(ctx context.Context, q Querier, name string) error {
-	if _, err := q.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+//
+// PostgreSQL 15 does not order DROP PUBLICATION with the writes to the
+// tables it publishes: a write that looks the publication up as it is
+// dropped fails with "cache lookup failed for publication". So the
+// publication first loses its tables, then, once the writes that were
+// looking it up have had time to finish, it is dropped.
+func DropPublication(ctx context.Context, db Beginner, name string) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1", name)
+		if err != nil {
+			return err
+		}
+		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(tables) == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{name}.Sanitize()+" DROP TABLE "+strings.Join(tables, ", "))
+		return err
+	})
+	if err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(publicationSettle):
+		}
+	}
+	if err == nil {
+		err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize())
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("dropping publication %s on the source: %w", name, err)
 	}
 	return nil
 }
+
+// publicationSettle is how long DropPublication waits between taking the
+// publication's tables away and dropping it.
+const publicationSettle = 200 * time.Millisecond
 
 // Publications lists the publications of the database behind q whose names
 // start with pwb_move_, sorted: what moves created (MoveOf tells whose).

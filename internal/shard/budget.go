@@ -30,6 +30,7 @@ type budget struct {
 	mu     sync.Mutex
 	used   int
 	freed  chan struct{} // closed, and replaced, whenever a slot is given back
+	closed chan struct{} // closed when the set is: no slot is handed out any more
 	peak   int
 	waits  int64
 	steals int64
@@ -41,7 +42,18 @@ type budget struct {
 }
 
 func newBudget(max int, steal func(string) bool) *budget {
-	return &budget{max: max, freed: make(chan struct{}), steal: steal}
+	return &budget{max: max, freed: make(chan struct{}), closed: make(chan struct{}), steal: steal}
+}
+
+// close makes every wait for a slot, now and later, end with ErrClosed.
+func (b *budget) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.closed:
+	default:
+		close(b.closed)
+	}
 }
 
 // stealRetry is how often a waiting dial looks again for an idle connection
@@ -53,6 +65,11 @@ func (b *budget) take(ctx context.Context, shard string) error {
 	waited := false
 	start := time.Now()
 	for {
+		select {
+		case <-b.closed:
+			return fmt.Errorf("shard %q: %w", shard, ErrClosed)
+		default:
+		}
 		b.mu.Lock()
 		if b.used < b.max {
 			b.used++
@@ -77,6 +94,7 @@ func (b *budget) take(ctx context.Context, shard string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("shard %q: %w: all %d connections of max_connections_total are in use", shard, ErrBusy, b.max)
 		case <-freed:
+		case <-b.closed:
 		case <-time.After(stealRetry):
 		}
 	}

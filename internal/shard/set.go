@@ -24,6 +24,10 @@ const Default = "default"
 // ErrNotConfigured means a shard name is not in the configuration.
 var ErrNotConfigured = errors.New("shard is not configured")
 
+// ErrClosed means the set was closed: the process is stopping, and no new
+// connection is made.
+var ErrClosed = errors.New("the shard connections are closed")
+
 // DefaultConnectTimeout bounds connecting to a shard, so a shard that is down
 // is reported quickly instead of hanging the caller.
 const DefaultConnectTimeout = 5 * time.Second
@@ -65,8 +69,9 @@ type Set struct {
 	statementTimeout time.Duration // 0: the server's own setting
 	budget           *budget       // nil without max_connections_total
 
-	mu    sync.Mutex
-	pools map[string]*pgxpool.Pool
+	mu     sync.Mutex
+	closed bool
+	pools  map[string]*pgxpool.Pool
 	// lastUse is when each pool was last used (unix ns), with a budget only.
 	lastUse map[string]*atomic.Int64
 }
@@ -147,6 +152,9 @@ func (s *Set) Pool(name string) (*pgxpool.Pool, error) {
 	defer s.mu.Unlock()
 	if p, ok := s.pools[name]; ok {
 		return p, nil
+	}
+	if s.closed {
+		return nil, fmt.Errorf("shard %q: %w", name, ErrClosed)
 	}
 	pc, err := PoolConfig(sh)
 	if err != nil {
@@ -263,12 +271,22 @@ func (s *Set) Stats() map[string]*pgxpool.Stat {
 
 // Close closes every pool opened so far.
 func (s *Set) Close() {
+	// The pools are closed outside the lock: closing one waits for its
+	// dials in flight, and a dial waiting for the budget takes the lock to
+	// look for an idle connection to close.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, p := range s.pools {
-		p.Close()
-		delete(s.pools, name)
+	s.closed = true
+	pools := s.pools
+	s.pools = map[string]*pgxpool.Pool{}
+	s.mu.Unlock()
+	if s.budget != nil {
+		s.budget.close() // dials waiting for a slot give up at once
 	}
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Go(p.Close)
+	}
+	wg.Wait()
 }
 
 // CreateDatabase creates the shard's database on its server if it does not
