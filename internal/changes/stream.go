@@ -503,10 +503,25 @@ func (s *Stream) Hold(ctx context.Context) error {
 	s.mu.Lock()
 	s.hold, s.gateOn = true, false
 	s.broadcastLocked()
-	for !s.paused {
-		if err := s.endedLocked(); err != nil {
+	return s.waitLocked(ctx, "holding the stream", func() (bool, error) { return s.paused, nil })
+}
+
+// waitLocked waits until ready says so, or fails, or the stream ends, or
+// ctx does, and then lets the stream go on. It is called with s.mu held and
+// returns with it released; ready runs with it held. what says what the
+// wait was, for errors.
+func (s *Stream) waitLocked(ctx context.Context, what string, ready func() (bool, error)) error {
+	for {
+		ok, err := ready()
+		if err == nil && !ok {
+			err = s.endedLocked()
+		}
+		if ok || err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("holding the stream: %w", err)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			return nil
 		}
 		ch := s.changed
 		s.mu.Unlock()
@@ -514,12 +529,10 @@ func (s *Stream) Hold(ctx context.Context) error {
 		case <-ch:
 		case <-ctx.Done():
 			s.Resume()
-			return fmt.Errorf("holding the stream: %w", ctx.Err())
+			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
 		s.mu.Lock()
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 // PauseAt makes the applier apply every source transaction whose commit
@@ -546,27 +559,15 @@ func (s *Stream) PauseAt(ctx context.Context, lsn LSN) error {
 		s.paused = false
 	}
 	s.broadcastLocked()
-	for !(s.paused && s.pausedHasPos && s.pausedPos >= lsn) {
-		if err := s.endedLocked(); err != nil {
-			s.mu.Unlock()
-			return fmt.Errorf("pausing the stream at %s: %w", lsn, err)
+	return s.waitLocked(ctx, fmt.Sprintf("pausing the stream at %s", lsn), func() (bool, error) {
+		if s.paused && s.pausedHasPos && s.pausedPos >= lsn {
+			return true, nil
 		}
 		if !s.gateOn || s.gate != lsn {
-			s.mu.Unlock()
-			return fmt.Errorf("pausing the stream at %s: resumed or held elsewhere meanwhile", lsn)
+			return false, errors.New("resumed or held elsewhere meanwhile")
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.Resume()
-			return fmt.Errorf("pausing the stream at %s: %w", lsn, ctx.Err())
-		}
-		s.mu.Lock()
-	}
-	s.mu.Unlock()
-	return nil
+		return false, nil
+	})
 }
 
 // Resume lets a held or paused stream continue.
