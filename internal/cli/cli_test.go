@@ -174,10 +174,10 @@ func startPWB(t *testing.T, cfg, ready string, args ...string) *runningPWB {
 }
 
 // startPWBEnv is startPWB with env (NAME=value) added to the process's
-// environment.
+// environment. The process lives until the test ends.
 func startPWBEnv(t *testing.T, cfg string, env []string, ready string, args ...string) *runningPWB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
 	p := &runningPWB{cmd: pwbProcess(ctx, cfg, args...)}
 	p.cmd.Env = append(p.cmd.Env, env...)
 	stdout, err := p.cmd.StdoutPipe()

@@ -77,7 +77,7 @@ func TestBench_OnlineVersusFreezeMove(t *testing.T) {
 	// A long request deadline: a write that waits is measured, not cut off
 	// at the default 1.5 s.
 	serveEnv := []string{"PWB_ENQUIRY_LIMIT=100000000", "PWB_REQUEST_TIMEOUT=60s"}
-	procs := []*serveProcess{onlStartServe(t, cfg, serveEnv...), onlStartServe(t, cfg, serveEnv...)}
+	procs := []*serveProcess{startServeEnv(t, cfg, serveEnv...), startServeEnv(t, cfg, serveEnv...)}
 	admin := onlNewSite(procs, sub+".localhost")
 	admin.signIn(t, "owner@bench.example", onlPassword)
 	visitors := onlNewSite(procs, sub+".localhost")

@@ -16,7 +16,6 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/journal"
-	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -85,10 +84,10 @@ var ocPoints = []struct {
 // the test's writers write through (as the app does), and a pool per shard
 // for the checks.
 type ocEnv struct {
-	cfg   string
-	set   *shard.Set
-	pools map[string]*pgxpool.Pool
-	sem   map[string]chan struct{}
+	*crashEnv // its pools, and register, website, journal, waitUnclaimed
+	cfg       string
+	set       *shard.Set
+	sem       map[string]chan struct{}
 }
 
 // ocScenario is one tenant moved online from source to target while it
@@ -132,7 +131,8 @@ func TestMoveOnline_Crash(t *testing.T) {
 	for i := range cfg.Shards {
 		cfg.Shards[i].Pool = 24
 	}
-	env := &ocEnv{cfg: c.ConfigPath, set: shard.NewSet(cfg), pools: map[string]*pgxpool.Pool{}, sem: map[string]chan struct{}{}}
+	env := &ocEnv{crashEnv: &crashEnv{cluster: c, pools: map[string]*pgxpool.Pool{}}, cfg: c.ConfigPath, set: shard.NewSet(cfg),
+		sem: map[string]chan struct{}{}}
 	t.Cleanup(env.set.Close)
 	for _, s := range ocShards {
 		pool, err := pgxpool.New(ctx, c.URL[s])
@@ -492,67 +492,11 @@ func (e *ocEnv) artifacts(t *testing.T, sc *ocScenario, id int64) (pub, slot, po
 	return pub, slot, pos
 }
 
-// register creates a tenant on shardName and fills it.
-func (e *ocEnv) register(t *testing.T, sub, shardName string, o movertest.Options) registry.Website {
-	t.Helper()
-	ctx := context.Background()
-	w, err := registry.Create(ctx, e.pools["default"], registry.New{Subdomain: sub, Name: sub, ShardName: shardName})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := movertest.Fill(ctx, e.pools[shardName], w.ID, o); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-func (e *ocEnv) website(t *testing.T, id int64) registry.Website {
-	t.Helper()
-	w, err := registry.Get(context.Background(), e.pools["default"], id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-// journal returns the tenant's only move.
-func (e *ocEnv) journal(t *testing.T, site registry.Website) journal.Move {
-	t.Helper()
-	moves, err := journal.List(context.Background(), e.pools["default"], site.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(moves) != 1 {
-		t.Fatalf("the journal should have one move of %s, has %d", site.Subdomain, len(moves))
-	}
-	return moves[0]
-}
-
 // logMove shows the tenant's move as the journal has it, for a failure.
 func (e *ocEnv) logMove(t *testing.T, site registry.Website) {
 	t.Helper()
 	if moves, err := journal.List(context.Background(), e.pools["default"], site.ID); err == nil && len(moves) > 0 {
 		t.Logf("journal: %+v", moves[0])
-	}
-}
-
-// waitUnclaimed waits until primary has dropped the killed process's claim
-// on move id, as it does within moments of the process dying.
-func (e *ocEnv) waitUnclaimed(t *testing.T, id int64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		claimed, err := mover.Claimed(context.Background(), e.pools["default"], id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !claimed {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("move %d is still claimed 10s after its process was killed", id)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -199,47 +199,6 @@ func (s *onlSite) signIn(t testing.TB, email, password string) {
 	t.Fatalf("signing in to %s: no session cookie in %v", s.host, res.Header)
 }
 
-// onlStartServe is startServeEnv for tests that run longer than the three
-// minutes startPWBEnv gives its process: this `pwb serve` lives until the
-// test ends.
-func onlStartServe(t *testing.T, cfg string, env ...string) *serveProcess {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &runningPWB{cmd: pwbProcess(ctx, cfg, "serve", "--addr", "127.0.0.1:0")}
-	p.cmd.Env = append(p.cmd.Env, env...)
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		cancel()
-	})
-	p.sc = bufio.NewScanner(stdout)
-	for p.sc.Scan() {
-		p.out.WriteString(p.sc.Text() + "\n")
-		if strings.Contains(p.sc.Text(), "serving on") {
-			break
-		}
-	}
-	port, m := servingRE.FindStringSubmatch(p.out.String()), metricsRE.FindStringSubmatch(p.out.String())
-	if port == nil || m == nil {
-		p.cmd.Wait()
-		t.Fatalf("pwb serve did not come up, or did not say where:\n%s\n%s", p.out.String(), p.stderr.String())
-	}
-	return &serveProcess{
-		runningPWB: p,
-		metrics:    m[1],
-		base:       "http://127.0.0.1:" + port[1],
-		client: &http.Client{Timeout: 5 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-	}
-}
-
 // onlPNG is a small PNG, different for every seed.
 func onlPNG(seed int) []byte {
 	img := image.NewNRGBA(image.Rect(0, 0, 4, 4))

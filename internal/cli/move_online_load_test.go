@@ -182,7 +182,7 @@ func TestMove_OnlineUnderLoadKeepsEveryWrite(t *testing.T) {
 	// busy machine is measured rather than answered 503 by the deadline:
 	// the waits are what this test asserts.
 	serveEnv := []string{"PWB_ENQUIRY_LIMIT=1000000", "PWB_REQUEST_TIMEOUT=60s"}
-	procs := []*serveProcess{onlStartServe(t, cfg, serveEnv...), onlStartServe(t, cfg, serveEnv...)}
+	procs := []*serveProcess{startServeEnv(t, cfg, serveEnv...), startServeEnv(t, cfg, serveEnv...)}
 	admin := onlNewSite(procs, sub+".localhost")
 	admin.signIn(t, "owner@online.example", onlPassword)
 	visitors := onlNewSite(procs, sub+".localhost")
