@@ -53,3 +53,8 @@ screenshots: deps
 # One process serving 100 shards: connections and requests per second, capped at 30 versus uncapped.
 bench-conns: deps
 	PWB_BENCH_CONNS=1 $(GO) test ./internal/web -run TestBench_ConnectionsCappedVersusUncapped -count=1 -v -timeout 30m
+
+# The commands and the dashboard that visit every shard, at 100, 300 and 1,000 shard databases on two servers.
+.PHONY: bench-shards
+bench-shards: deps
+	PWB_BENCH_SHARDS=1 $(GO) test ./internal/cli -run TestBench_ThousandShards -count=1 -v -timeout 60m

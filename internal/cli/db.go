@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -26,31 +32,79 @@ func (a *app) dbCommand() *cobra.Command {
 	)
 }
 
-// dbCreate creates the missing databases; a failing shard is reported and
-// does not stop the others.
+// dbCreate creates the missing databases, several at once; a failing shard
+// is reported and does not stop the others.
 func (a *app) dbCreate() error {
 	set, err := a.shards()
 	if err != nil {
 		return err
 	}
+	type created struct {
+		name string
+		sh   config.Shard
+		new  bool
+		err  error
+	}
+	names := set.Names()
 	failed := 0
-	for _, name := range set.Names() {
+	line := a.counterLine(len(names))
+	fanout.Each(a.ctx, set, names, fanout.Options{}, func(ctx context.Context, name string) created {
 		sh, _ := set.Shard(name)
-		created, err := shard.CreateDatabase(a.ctx, sh)
+		c := created{name: name, sh: sh}
+		c.new, c.err = shard.CreateDatabase(ctx, sh)
+		return c
+	}, func(k int, c created) {
+		outcome := "already exists"
 		switch {
-		case err != nil:
+		case c.err != nil:
 			failed++
-			fmt.Fprintf(a.stdout, "%-12s %s on %s: FAILED: %v\n", name, sh.Database, sh.Addr(), err)
-		case created:
-			fmt.Fprintf(a.stdout, "%-12s %s on %s: created\n", name, sh.Database, sh.Addr())
-		default:
-			fmt.Fprintf(a.stdout, "%-12s %s on %s: already exists\n", name, sh.Database, sh.Addr())
+			outcome = fmt.Sprintf("FAILED: %v", c.err)
+		case c.new:
+			outcome = "created"
 		}
+		line(k, fmt.Sprintf("%-12s %s on %s: %s", c.name, c.sh.Database, c.sh.Addr(), outcome))
+	})
+	if err := a.ctx.Err(); err != nil {
+		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d databases could not be created", failed, len(set.Names()))
+		return fmt.Errorf("%d of %d databases could not be created", failed, len(names))
 	}
 	return nil
+}
+
+// counterLine returns a printer of one line per shard as it finishes,
+// numbered "[k/N]". Once the command is asked to stop, it prints nothing
+// more: the shards not reached would only say so.
+func (a *app) counterLine(n int) func(k int, text string) {
+	width := len(strconv.Itoa(n))
+	return func(k int, text string) {
+		if a.ctx.Err() == nil {
+			fmt.Fprintf(a.stdout, "[%*d/%d] %s\n", width, k, n, text)
+		}
+	}
+}
+
+// checkedLine closes a table read live from n shards: when, and how long
+// reading them took.
+func (a *app) checkedLine(n int, start time.Time) {
+	fmt.Fprintf(a.stdout, "%d shards checked at %s, in %s\n", n, start.Format("15:04:05"), time.Since(start).Round(time.Millisecond))
+}
+
+// counter returns a progress counter for a command that prints a table at
+// the end: at a terminal it redraws "[k/N] what" on standard error as
+// shards answer, and clears it when all have; elsewhere it says nothing.
+func (a *app) counter(what string) func(k, n int) {
+	f, ok := a.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func(int, int) {}
+	}
+	return func(k, n int) {
+		fmt.Fprintf(f, "\r[%d/%d] %s", k, n, what)
+		if k == n {
+			fmt.Fprint(f, "\r\033[K")
+		}
+	}
 }
 
 type migrateOptions struct {
@@ -113,26 +167,32 @@ func (a *app) dbMigrate(o migrateOptions) error {
 		}
 	}
 	start := time.Now()
-	done := 0
-	report := func(r migrations.Result) {
-		done++
+	done := 0 // shards finished before this run over a list of them
+	line := a.counterLine(len(names))
+	report := func(k int, r migrations.Result) {
 		if o.JSON {
-			a.printJSONLine(migrateJSON{r, errorText(r.Err), r.Duration.Milliseconds()})
+			if a.ctx.Err() == nil {
+				a.printJSONLine(migrateJSON{r, errorText(r.Err), r.Duration.Milliseconds()})
+			}
 			return
 		}
-		fmt.Fprintf(a.stdout, "[%*d/%d] %s\n", len(strconv.Itoa(len(names))), done, len(names), resultLine(r))
+		line(done+k, resultLine(r))
 	}
 	var results []migrations.Result
 	rest := names
 	if o.Canary != "" {
 		results = migrations.MigrateShards(a.ctx, set, migrations.Options{Shards: []string{o.Canary}}, report)
 		rest = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == o.Canary })
+		done = 1
 	}
 	var skipped []string
 	if len(results) > 0 && results[0].Err != nil {
 		skipped = rest
 	} else {
 		results = append(results, migrations.MigrateShards(a.ctx, set, migrations.Options{Shards: rest, Parallel: o.Parallel}, report)...)
+	}
+	if err := a.ctx.Err(); err != nil {
+		return err
 	}
 	failed, current := 0, 0
 	for _, r := range results {
@@ -225,38 +285,63 @@ func (a *app) dbStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			status := migrations.ShardsStatus(a.ctx, set)
-			if asJSON {
-				return a.printJSON(status)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tGLOBAL\tTENANT\tPENDING")
-			unreachable := 0
-			for _, s := range status {
-				global, tenant, pending := "-", "-", "-"
-				if s.Global != nil {
-					global = fmt.Sprintf("%d/%d", s.Global.Current, s.Global.Latest)
-				}
-				if s.Tenant != nil {
-					tenant = fmt.Sprintf("%d/%d", s.Tenant.Current, s.Tenant.Latest)
-					pending = strconv.Itoa(s.Pending)
-				}
-				reach := "yes"
-				if !s.Reachable || s.Error != "" {
-					unreachable++
-					reach = "NO: " + s.Error
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, pending)
-			}
-			if err := tw.Flush(); err != nil {
+			progress := a.counter("shards read")
+			start := time.Now()
+			status := migrations.ShardsStatus(a.ctx, set, func(k int, _ migrations.ShardStatus) { progress(k, len(set.Names())) })
+			if err := a.ctx.Err(); err != nil {
 				return err
 			}
-			if unreachable > 0 {
-				return fmt.Errorf("%d of %d shards could not be read", unreachable, len(status))
+			var unreachable []string
+			for _, s := range status {
+				if !s.Reachable || s.Error != "" {
+					unreachable = append(unreachable, s.Shard)
+				}
+			}
+			if asJSON {
+				if err := a.printJSON(status); err != nil {
+					return err
+				}
+			} else if err := a.printStatus(status); err != nil {
+				return err
+			} else {
+				a.checkedLine(len(status), start)
+			}
+			if len(unreachable) > 0 {
+				return fmt.Errorf("%d of %d shards could not be read: %s", len(unreachable), len(status), listShort(unreachable, 10))
 			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// printStatus prints db status's table.
+func (a *app) printStatus(status []migrations.ShardStatus) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tGLOBAL\tTENANT\tPENDING")
+	for _, s := range status {
+		global, tenant, pending := "-", "-", "-"
+		if s.Global != nil {
+			global = fmt.Sprintf("%d/%d", s.Global.Current, s.Global.Latest)
+		}
+		if s.Tenant != nil {
+			tenant = fmt.Sprintf("%d/%d", s.Tenant.Current, s.Tenant.Latest)
+			pending = strconv.Itoa(s.Pending)
+		}
+		reach := "yes"
+		if !s.Reachable || s.Error != "" {
+			reach = "NO: " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, pending)
+	}
+	return tw.Flush()
+}
+
+// listShort joins names, the first n of them and how many more.
+func listShort(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

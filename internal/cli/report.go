@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/report"
 )
 
@@ -33,7 +34,11 @@ the others are still printed, and the exit code is 1.`,
 			if err != nil {
 				return err
 			}
-			t := report.Gather(a.ctx, set, timeout)
+			progress := a.counter("shards counted")
+			t := report.Gather(a.ctx, set, fanout.Options{Timeout: timeout}, func(k int, _ report.Shard) { progress(k, len(set.Names())) })
+			if err := a.ctx.Err(); err != nil {
+				return err
+			}
 			if asJSON {
 				if err := a.printJSON(t); err != nil {
 					return err

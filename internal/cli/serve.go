@@ -23,6 +23,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/moves"
+	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/web"
@@ -168,6 +169,16 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 	}
 	defer cache.Close()
 	m := metrics.New(set, cache, log)
+	// One health poller for the process, however many people look at the
+	// platform admin: it checks every shard once per interval, from now.
+	health := ops.NewPoller(set, primary, ops.PollerOptions{Interval: settings.HealthInterval})
+	pollCtx, stopPolling := context.WithCancel(a.ctx)
+	pollerDone := make(chan struct{})
+	go func() {
+		defer close(pollerDone)
+		_ = health.Run(pollCtx)
+	}()
+	defer func() { stopPolling(); <-pollerDone }()
 	srv, err := web.New(web.Options{
 		Shards:          set,
 		Registry:        cache,
@@ -182,6 +193,7 @@ func (a *app) serve(ln net.Listener, o serveOptions) error {
 		Photos:          content.PhotoLimits{PerProperty: settings.PhotosPerProperty, MaxSide: settings.PhotoMaxSide},
 		Metrics:         m,
 		Moves:           svc,
+		Health:          health,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,8 +61,13 @@ func (a *app) shardingListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			infos, err := sharding.List(a.ctx, set)
+			progress := a.counter("shards pinged")
+			start := time.Now()
+			infos, err := sharding.List(a.ctx, set, func(k int, _ sharding.ShardInfo) { progress(k, len(set.Names())) })
 			if err != nil {
+				return err
+			}
+			if err := a.ctx.Err(); err != nil {
 				return err
 			}
 			if asJSON {
@@ -84,6 +90,7 @@ func (a *app) shardingListCommand() *cobra.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+			a.checkedLine(len(set.Names()), start)
 			if missing > 0 {
 				fmt.Fprintf(a.stdout, "WARNING: %d shard name(s) used by tenants are missing from the configuration; those tenants are unavailable.\n", missing)
 			}

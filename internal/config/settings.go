@@ -37,6 +37,9 @@ type Settings struct {
 	// RequestTimeout bounds the database work of one request: past it the
 	// request is answered 503, whatever its shard is doing.
 	RequestTimeout time.Duration
+	// HealthInterval is how often the platform admin's poller checks every
+	// shard's health.
+	HealthInterval time.Duration
 
 	// SignInAccount and SignInAddress limit password guessing per account
 	// (normalised email) and per client address.
@@ -70,6 +73,7 @@ func DefaultSettings() Settings {
 		PlatformDomains: []string{"localhost", "pwb.localhost"},
 		MetricsAddr:     "127.0.0.1:9394",
 		RequestTimeout:  1500 * time.Millisecond,
+		HealthInterval:  5 * time.Second,
 		SignInAccount:   Limit{Max: 10, Window: 15 * time.Minute, Lock: time.Minute, MaxLock: 15 * time.Minute},
 		SignInAddress:   Limit{Max: 50, Window: 15 * time.Minute, Lock: time.Minute, MaxLock: 15 * time.Minute},
 		Enquiries:       Limit{Max: 10, Window: time.Hour},
@@ -90,6 +94,7 @@ var settingKeys = []struct {
 	{"secure_cookies", func(s *Settings, v string) (err error) { s.SecureCookies, err = parseBool(v); return err }},
 	{"metrics_addr", func(s *Settings, v string) error { return setAddr(&s.MetricsAddr, v) }},
 	{"request_timeout", func(s *Settings, v string) error { return setSeconds(&s.RequestTimeout, v) }},
+	{"health_interval", func(s *Settings, v string) error { return setSeconds(&s.HealthInterval, v) }},
 	{"sign_in_account_limit", func(s *Settings, v string) error { return setCount(&s.SignInAccount.Max, v) }},
 	{"sign_in_address_limit", func(s *Settings, v string) error { return setCount(&s.SignInAddress.Max, v) }},
 	{"sign_in_window", func(s *Settings, v string) error {

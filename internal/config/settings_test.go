@@ -61,6 +61,7 @@ production:
   <<: *default
   metrics_addr: ${METRICS:-0.0.0.0:9100}
   request_timeout: 800ms
+  health_interval: 15
 `)
 	s, err := config.ParseSettings(file, "pwb.yml", "production", envOf(map[string]string{
 		"PWB_SIGN_IN_ACCOUNT_LIMIT": "7",
@@ -78,6 +79,7 @@ production:
 	want.Enquiries.Window = 30 * time.Minute
 	want.MetricsAddr = "0.0.0.0:9100"
 	want.RequestTimeout = 800 * time.Millisecond
+	want.HealthInterval = 15 * time.Second
 	want.SecureCookies = true
 	want.PhotoMaxSide = 8000
 	if diff := cmp.Diff(want, s, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
@@ -106,6 +108,7 @@ func TestSettings_Refusals(t *testing.T) {
 		{"bad network", "test:\n  trusted_proxies: 10.0.0.0/33\n", nil, `trusted_proxies: "10.0.0.0/33" is not an address or network`},
 		{"bad network from the environment", "", map[string]string{"PWB_TRUSTED_PROXIES": "proxy.internal"}, `environment: PWB_TRUSTED_PROXIES: "proxy.internal" is not an address`},
 		{"bad duration", "test:\n  sign_in_lock: soon\n", nil, `sign_in_lock: want a number of seconds`},
+		{"zero health interval", "", map[string]string{"PWB_HEALTH_INTERVAL": "0"}, `PWB_HEALTH_INTERVAL: must be positive, got "0"`},
 		{"zero limit", "test:\n  enquiry_limit: 0\n", nil, `enquiry_limit: want a whole number of at least 1, got "0"`},
 		{"negative photos", "", map[string]string{"PWB_PHOTOS_PER_PROPERTY": "-3"}, `PWB_PHOTOS_PER_PROPERTY: want a whole number`},
 		{"bad metrics address", "test:\n  metrics_addr: 9394\n", nil, `metrics_addr: "9394": want host:port`},
@@ -141,7 +144,7 @@ func TestSettingEnv(t *testing.T) {
 	if got := config.SettingEnv("sign_in_max_lock"); got != "PWB_SIGN_IN_MAX_LOCK" {
 		t.Errorf("SettingEnv = %q", got)
 	}
-	if n := len(config.SettingKeys()); n != 14 {
-		t.Errorf("%d settings, want 14 (update the README's table when adding one)", n)
+	if n := len(config.SettingKeys()); n != 15 {
+		t.Errorf("%d settings, want 15 (update the README's table when adding one)", n)
 	}
 }

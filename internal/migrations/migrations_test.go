@@ -164,7 +164,10 @@ func TestMigrateShards_BoundedParallelAndEveryResult(t *testing.T) {
 	pgtest.Exec(t, srv.URL("shard_7"), "CREATE TABLE messages (x int)")
 
 	var reported []string
-	results := migrations.MigrateShards(ctx, set, migrations.Options{Parallel: 3}, func(r migrations.Result) {
+	results := migrations.MigrateShards(ctx, set, migrations.Options{Parallel: 3}, func(k int, r migrations.Result) {
+		if k != len(reported)+1 {
+			t.Errorf("result %d counted as %d", len(reported)+1, k)
+		}
 		reported = append(reported, r.Shard)
 	})
 	if len(results) != 13 || len(reported) != 13 {

@@ -2,9 +2,9 @@ package migrations
 
 import (
 	"context"
-	"sync"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
 
@@ -35,17 +35,19 @@ type Options struct {
 
 // MigrateShards brings every selected shard up to date: the global set on
 // primary, the tenant set everywhere. At most opts.Parallel shards run at
-// once. A failing shard does not stop the others; each shard's result is
-// passed to done as it finishes (from one goroutine at a time) and all are
-// returned in the order of opts.Shards.
-func MigrateShards(ctx context.Context, set *shard.Set, opts Options, done func(Result)) []Result {
+// once, fewer if the connection budget cannot hold two connections for each
+// (a migration holds its lock on one and works on another). A failing shard
+// does not stop the others; each shard's result is passed to done as it
+// finishes (from one goroutine at a time, with how many have finished) and
+// all are returned in the order of opts.Shards.
+func MigrateShards(ctx context.Context, set *shard.Set, opts Options, done func(k int, r Result)) []Result {
 	names := opts.Shards
 	if len(names) == 0 {
 		names = set.Names()
 	}
-	return forEachShard(ctx, names, opts.Parallel, done, func(ctx context.Context, name string) Result {
+	return fanout.Each(ctx, set, names, fanout.Options{Width: opts.Parallel, ConnsPerVisit: 2}, func(ctx context.Context, name string) Result {
 		return migrateShard(ctx, set, name)
-	})
+	}, done)
 }
 
 func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
@@ -83,33 +85,6 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 	return r
 }
 
-// forEachShard runs fn for every name with at most parallel at once and
-// collects the results in the order of names.
-func forEachShard[R any](ctx context.Context, names []string, parallel int, done func(R), fn func(context.Context, string) R) []R {
-	if parallel <= 0 {
-		parallel = DefaultParallel
-	}
-	results := make([]R, len(names))
-	sem := make(chan struct{}, parallel)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r := fn(ctx, name)
-			results[i] = r
-			if done != nil {
-				mu.Lock()
-				done(r)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return results
-}
-
 // ShardStatus is where one shard's schema stands.
 type ShardStatus struct {
 	Shard     string `json:"shard"`
@@ -126,12 +101,12 @@ type ShardStatus struct {
 // StatusTimeout bounds how long one shard may take to answer a status query.
 const StatusTimeout = 5 * time.Second
 
-// ShardsStatus reads the schema state of every configured shard concurrently.
-// An unreachable shard is reported as such; it never hides the others.
-func ShardsStatus(ctx context.Context, set *shard.Set) []ShardStatus {
-	return forEachShard(ctx, set.Names(), len(set.Names()), nil, func(ctx context.Context, name string) ShardStatus {
-		ctx, cancel := context.WithTimeout(ctx, StatusTimeout)
-		defer cancel()
+// ShardsStatus reads the schema state of every configured shard, several
+// at once within the connection budget, each within StatusTimeout from its
+// turn. An unreachable shard is reported as such; it never hides the
+// others. done, if not nil, is given each shard's state as it arrives.
+func ShardsStatus(ctx context.Context, set *shard.Set, done func(k int, s ShardStatus)) []ShardStatus {
+	return fanout.Each(ctx, set, set.Names(), fanout.Options{Timeout: StatusTimeout}, func(ctx context.Context, name string) ShardStatus {
 		sh, _ := set.Shard(name)
 		st := ShardStatus{Shard: name, Database: sh.Database, Addr: sh.Addr()}
 		if _, err := set.Ping(ctx, name); err != nil {
@@ -165,5 +140,5 @@ func ShardsStatus(ctx context.Context, set *shard.Set) []ShardStatus {
 			}
 		}
 		return st
-	})
+	}, done)
 }

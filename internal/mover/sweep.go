@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/changes"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 )
 
@@ -21,27 +22,31 @@ type Swept struct {
 // online moves that are finished or that the journal does not know: what a
 // killed process left behind and nobody resumed or aborted, which would
 // otherwise hold the shard's WAL for ever. The artifacts of unfinished moves
-// are theirs: a resume or an abort uses or drops them. Each shard gets
-// perShard to answer.
+// are theirs: a resume or an abort uses or drops them. Shards are swept
+// several at once within the connection budget, each within perShard from
+// its turn.
 func (m *Mover) Sweep(ctx context.Context, perShard time.Duration) (Swept, error) {
+	type found struct {
+		slots, pubs []string
+		err         error
+	}
+	names := m.set.Names()
+	got := fanout.Each(ctx, m.set, names, fanout.Options{Timeout: perShard}, func(ctx context.Context, name string) found {
+		slots, pubs, err := m.sweepShard(ctx, name)
+		return found{slots, pubs, err}
+	}, nil)
 	var out Swept
-	for _, name := range m.set.Names() {
-		sctx, cancel := context.WithTimeout(ctx, perShard)
-		slots, pubs, err := m.sweepShard(sctx, name)
-		cancel()
-		out.Slots = append(out.Slots, slots...)
-		out.Publications = append(out.Publications, pubs...)
-		if err != nil {
+	for i, f := range got {
+		out.Slots = append(out.Slots, f.slots...)
+		out.Publications = append(out.Publications, f.pubs...)
+		if f.err != nil {
 			if out.Failed == nil {
 				out.Failed = map[string]string{}
 			}
-			out.Failed[name] = journal.OneLine(err.Error())
-		}
-		if ctx.Err() != nil {
-			return out, ctx.Err()
+			out.Failed[names[i]] = journal.OneLine(f.err.Error())
 		}
 	}
-	return out, nil
+	return out, ctx.Err()
 }
 
 func (m *Mover) sweepShard(ctx context.Context, name string) (slots, pubs []string, err error) {
@@ -77,9 +82,11 @@ func (m *Mover) sweepShard(ctx context.Context, name string) (slots, pubs []stri
 			all = append(all, id)
 		}
 	}
-	live, err := journal.Live(ctx, m.primary, all)
-	if err != nil {
-		return nil, nil, err
+	live := map[int64]bool{}
+	if len(all) > 0 {
+		if live, err = journal.Live(ctx, m.primary, all); err != nil {
+			return nil, nil, err
+		}
 	}
 	var errs []error
 	for _, n := range slotNames {

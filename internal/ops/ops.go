@@ -1,23 +1,28 @@
-// Package ops gathers what the platform admin shows about shards and
-// tenants: each shard's health card, every tenant's property count, one
-// tenant's rows per table. Like package report, it asks every shard at once,
-// each within its own deadline, so a shard that is down or hung costs the
+// Package ops holds what the platform admin shows about shards and tenants.
+// With a thousand shards no page may ask every shard anything, so the
+// shards' health and the costly figures are read by one background Poller
+// per process (poller.go) and pages read its snapshot; what is left here is
+// one shard's health check and the few reads a page makes itself (the
+// property counts of the tenants it lists, one tenant's rows per table),
+// each within its own deadline, so a shard that is down or hung costs a
 // page one timeout and is shown as unavailable, never an error page.
 package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/changes"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/report"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
@@ -25,14 +30,20 @@ import (
 // DefaultTimeout bounds each shard's answer.
 const DefaultTimeout = 2 * time.Second
 
-// AmberLatency is the ping time above which a shard's card turns amber.
+// AmberLatency is the health check's time above which a shard's card turns
+// amber.
 const AmberLatency = 100 * time.Millisecond
 
-// Health colours.
+// Health states. Checking is a shard the poller has not reached yet: it is
+// never shown as down.
 const (
-	Green = "green"
-	Amber = "amber"
-	Red   = "red"
+	Checking = "checking"
+	Green    = "green"
+	Amber    = "amber"
+	Red      = "red"
+	// NotConfigured is the State of a shard the registry names and the
+	// configuration lacks; its Health is Red.
+	NotConfigured = "unconfigured"
 )
 
 // Pool is a live connection pool's usage.
@@ -66,6 +77,11 @@ type Card struct {
 	// Slots are the online moves' replication slots in the shard's
 	// database, with the WAL each keeps on the server's disk.
 	Slots []Slot `json:"slots,omitempty"`
+	// CheckedAt is when the health was last read; zero while Checking.
+	CheckedAt time.Time `json:"checked_at"`
+	// FiguresAt is when Tenants, Premium and SizeBytes were gathered;
+	// zero before the first figures round.
+	FiguresAt time.Time `json:"figures_at"`
 }
 
 // Slot is an online move's replication slot as a shard card shows it.
@@ -83,109 +99,103 @@ const SlotWarnBytes = 1 << 30
 // Standard counts the card's standard-tier tenants.
 func (c Card) Standard() int { return c.Tenants - c.Premium }
 
-// Overview is the admin's dashboard: a card per shard and the platform's
-// totals.
-type Overview struct {
-	Cards  []Card        `json:"shards"`
-	Totals report.Totals `json:"totals"`
-	// RegistryError is set when primary could not be read: tenant counts
-	// are then missing.
-	RegistryError string    `json:"registry_error,omitempty"`
-	At            time.Time `json:"at"`
+// State is the card's health, or NotConfigured for a shard the
+// configuration lacks.
+func (c Card) State() string {
+	if !c.Configured {
+		return NotConfigured
+	}
+	return c.Health
 }
 
-// Missing lists the cards of shards the configuration lacks.
-func (o Overview) Missing() []Card {
-	var out []Card
-	for _, c := range o.Cards {
-		if !c.Configured {
-			out = append(out, c)
-		}
+// States lists every State, worst first.
+var States = []string{Red, NotConfigured, Amber, Checking, Green}
+
+// Severity orders states worst first: 0 is the worst.
+func Severity(state string) int {
+	if i := slices.Index(States, state); i >= 0 {
+		return i
 	}
-	return out
+	return len(States)
 }
 
-// Gather builds the overview, asking every shard concurrently within
-// timeout (DefaultTimeout if 0).
-func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Overview {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	names := set.Names()
-	o := Overview{Cards: make([]Card, len(names)), At: time.Now()}
-	var wg sync.WaitGroup
-	// The totals already read the registry's tenant counts and every
-	// shard's size; the cards take them from there.
-	wg.Go(func() { o.Totals = report.Gather(ctx, set, timeout) })
-	for i, name := range names {
-		wg.Go(func() { o.Cards[i] = card(ctx, set, name, timeout) })
-	}
-	wg.Wait()
-	if o.Totals.RegistryError != "" {
-		o.RegistryError = "tenant counts are missing: " + o.Totals.RegistryError
-	}
-	figures := map[string]report.Shard{}
-	for _, s := range o.Totals.Shards {
-		figures[s.Name] = s
-		if !s.Configured {
-			o.Cards = append(o.Cards, Card{Name: s.Name, Health: Red, Tenants: s.Tenants, Premium: s.Premium,
-				Error: "not in the configuration", Why: "tenants reference this shard, but the configuration does not name it: their sites are unavailable"})
-		}
-	}
-	stats := set.Stats()
-	for i := range o.Cards[:len(names)] {
-		c := &o.Cards[i]
-		f := figures[c.Name]
-		c.Tenants, c.Premium, c.SizeBytes = f.Tenants, f.Premium, f.SizeBytes
-		if st, ok := stats[c.Name]; ok {
-			c.Pool = &Pool{Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Total: st.TotalConns(), Max: st.MaxConns()}
-		}
-	}
-	return o
+// healthMarker starts the health check's statement, so that a server's
+// statement log shows which statements are health checks.
+const healthMarker = "/* pwb health */"
+
+// healthSQL is a shard's whole health check, in one statement, so one round
+// trip on an open connection times the shard: the server's version, the
+// tenant schema versions applied ($1 is the version table: NULL when it is
+// missing, read through query_to_xml since a statement cannot name a table
+// that may not exist), and the move replication slots of this database
+// ($2 is their prefix).
+const healthSQL = healthMarker + ` SELECT current_setting('server_version'),
+  CASE WHEN to_regclass($1) IS NOT NULL THEN
+    (SELECT coalesce(array_agg(v::text::bigint), '{}') FROM unnest(xpath('//v/text()', query_to_xml(
+      format('SELECT version_id AS v FROM %s WHERE is_applied AND version_id > 0', to_regclass($1)), false, false, ''))) AS v)
+  END,
+  (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'active', active, 'wal_status', coalesce(wal_status, ''),
+      'retained_bytes', coalesce((pg_current_wal_lsn() - restart_lsn)::bigint, 0)) ORDER BY slot_name), '[]')
+    FROM pg_replication_slots
+    WHERE starts_with(slot_name::text, $2) AND database = current_database() AND NOT temporary)`
+
+// checked is one shard's health check: its card, and the error that made
+// it red, if any.
+type checked struct {
+	card Card
+	err  error
+	// busy means no connection was free in this process: not the shard's
+	// fault, so its last state stands.
+	busy bool
 }
 
-// card reads one configured shard's health.
-func card(ctx context.Context, set *shard.Set, name string, timeout time.Duration) Card {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// check reads one configured shard's health: a connection is taken first,
+// then the one statement is timed, so opening a connection (TCP, TLS,
+// authentication), which a fresh or idle pool must do first, does not show
+// a healthy shard as slow.
+func check(ctx context.Context, set *shard.Set, name string, timeout time.Duration) checked {
 	sh, _ := set.Shard(name)
 	c := Card{Name: name, Configured: true, Database: sh.Database, Addr: sh.Addr(), Health: Red}
 	pool, err := set.Pool(name)
-	var latency time.Duration
+	var conn *pgxpool.Conn
+	var fresh bool
 	if err == nil {
-		latency, err = roundTrip(ctx, pool)
+		conn, fresh, err = acquire(ctx, pool)
 	}
 	if err != nil {
-		c.Error = describe(ctx, err, timeout)
-		c.Why = "unreachable"
-		return c
+		c.CheckedAt = time.Now()
+		c.Error, c.Why = describe(ctx, err, timeout), "unreachable"
+		return checked{card: c, err: err, busy: errors.Is(err, shard.ErrBusy)}
+	}
+	defer release(conn, fresh)
+	var versions []int64
+	start := time.Now()
+	err = conn.QueryRow(ctx, healthSQL, pgx.QueryExecModeExec, migrations.Tenant.Table, changes.Prefix).
+		Scan(&c.PGVersion, &versions, &c.Slots)
+	latency := time.Since(start)
+	c.CheckedAt = time.Now()
+	if err != nil {
+		c.PGVersion, c.Slots = "", nil
+		c.Error, c.Why = describe(ctx, err, timeout), "unreachable"
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) {
+			c.Why = "answers, but its health query fails"
+		}
+		return checked{card: c, err: err}
 	}
 	c.Latency, c.Reachable = latency, true
-	err = pool.QueryRow(ctx, "SELECT current_setting('server_version')").Scan(&c.PGVersion)
-	var st migrations.State
-	if err == nil {
-		st, err = migrations.Status(ctx, pool, migrations.Tenant)
+	c.Latest = migrations.Tenant.Latest()
+	for _, v := range migrations.Tenant.Versions() {
+		if !slices.Contains(versions, v) {
+			c.Pending++
+		}
 	}
-	if err != nil {
-		c.Error = describe(ctx, err, timeout)
-		c.Why = "answers pings but not queries"
-		return c
-	}
-	c.Schema, c.Latest, c.Pending = st.Current, st.Latest, st.Pending
-	slots, err := changes.Slots(ctx, pool)
-	if err != nil {
-		c.Error = describe(ctx, err, timeout)
-		c.Why = "answers pings but not queries"
-		return c
+	for _, v := range versions {
+		c.Schema = max(c.Schema, v)
 	}
 	var heavy string
-	for _, sl := range slots {
-		if sl.Database != sh.Database || sl.Temporary {
-			continue
-		}
-		c.Slots = append(c.Slots, Slot{Name: sl.Name, Active: sl.Active, WALStatus: sl.WALStatus, RetainedBytes: sl.RetainedBytes})
+	for _, sl := range c.Slots {
 		if sl.RetainedBytes > SlotWarnBytes || sl.WALStatus == "lost" || sl.WALStatus == "unreserved" {
-			heavy = fmt.Sprintf("replication slot %s keeps %s of WAL (%s)", sl.Name, fmt.Sprintf("%d MiB", sl.RetainedBytes>>20), sl.WALStatus)
+			heavy = fmt.Sprintf("replication slot %s keeps %d MiB of WAL (%s)", sl.Name, sl.RetainedBytes>>20, sl.WALStatus)
 		}
 	}
 	switch {
@@ -198,36 +208,53 @@ func card(ctx context.Context, set *shard.Set, name string, timeout time.Duratio
 	default:
 		c.Health = Green
 	}
-	return c
+	return checked{card: c}
 }
 
-// roundTrip times one ping of the shard on a connection that is already
-// open: opening one (TCP, TLS, authentication), which a fresh or idle pool
-// must do first, takes several round trips and would show a healthy shard
-// as slow.
-func roundTrip(ctx context.Context, pool *pgxpool.Pool) (time.Duration, error) {
+// acquire takes a connection of pool, and says whether it was opened for
+// this (about: another user of the pool may open one at the same moment).
+func acquire(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, bool, error) {
+	before := pool.Stat().NewConnsCount()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return 0, err
+		return nil, false, err
 	}
-	defer conn.Release()
-	start := time.Now()
-	if err := conn.Ping(ctx); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	return conn, pool.Stat().NewConnsCount() > before, nil
 }
 
+// release gives a background visit's connection back. One opened for the
+// visit is closed instead: a shard nobody else uses then holds no
+// connection for the poller's sake, and, under a connection budget, its
+// place is free for the next visit or a request without closing another
+// pool's idle connection first. It is closed in the background: closing
+// waits for the server to end its side, which the next visit need not.
+func release(conn *pgxpool.Conn, fresh bool) {
+	if !fresh || conn.Conn().IsClosed() {
+		conn.Release()
+		return
+	}
+	c := conn.Hijack()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	}()
+}
+
+// describe says "no answer within" for a timeout instead of pgx's wording.
+// The read that runs out may fail a moment before ctx says it has ended.
 func describe(ctx context.Context, err error, timeout time.Duration) string {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Sprintf("no answer within %s", timeout)
 	}
 	return shard.Unwrap(err).Error()
 }
 
 // PropertyCounts counts the properties of websites on their shards, one
-// query per shard, all at once, each within timeout. Websites on shards that
-// did not answer are missing from counts; failed names those shards.
+// query per shard, several shards at once within the connection budget
+// (package fanout), each within timeout from its turn. A page calls it for
+// the few tenants it shows. Websites on shards that did not answer are
+// missing from counts; failed names those shards.
 func PropertyCounts(ctx context.Context, set *shard.Set, websites []registry.Website, timeout time.Duration) (counts map[int64]int64, failed map[string]string) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -236,43 +263,49 @@ func PropertyCounts(ctx context.Context, set *shard.Set, websites []registry.Web
 	for _, w := range websites {
 		byShard[w.ShardName] = append(byShard[w.ShardName], w.ID)
 	}
-	counts, failed = map[int64]int64{}, map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for name, ids := range byShard {
-		wg.Go(func() {
-			got, err := countOn(ctx, set, name, ids, timeout)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed[name] = err.Error()
-				return
-			}
-			for _, id := range ids {
-				counts[id] = got[id]
-			}
-		})
+	type answer struct {
+		name   string
+		counts map[int64]int64
+		err    error
 	}
-	wg.Wait()
+	names := make([]string, 0, len(byShard))
+	for name := range byShard {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	counts, failed = map[int64]int64{}, map[string]string{}
+	answers := fanout.Each(ctx, set, names, fanout.Options{Width: len(names), Timeout: timeout},
+		func(ctx context.Context, name string) answer {
+			got, err := countOn(ctx, set, name, byShard[name], timeout)
+			return answer{name: name, counts: got, err: err}
+		}, nil)
+	for _, a := range answers {
+		if a.err != nil {
+			failed[a.name] = a.err.Error()
+			continue
+		}
+		for _, id := range byShard[a.name] {
+			counts[id] = a.counts[id]
+		}
+	}
 	return counts, failed
 }
 
+// countOn counts the properties of websites ids on shard name, within ctx.
 func countOn(ctx context.Context, set *shard.Set, name string, ids []int64, timeout time.Duration) (map[int64]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	pool, err := set.Pool(name)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := pool.Query(ctx, "SELECT website_id, count(*) FROM properties WHERE website_id = ANY($1) GROUP BY website_id", ids)
 	if err != nil {
-		return nil, fmt.Errorf("%s", describe(ctx, err, timeout))
+		return nil, errors.New(describe(ctx, err, timeout))
 	}
 	out := map[int64]int64{}
 	var id, n int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil })
 	if err != nil {
-		return nil, fmt.Errorf("%s", describe(ctx, err, timeout))
+		return nil, errors.New(describe(ctx, err, timeout))
 	}
 	return out, nil
 }
@@ -309,35 +342,4 @@ func TableCounts(ctx context.Context, set *shard.Set, w registry.Website, timeou
 		return nil, fmt.Errorf("counting rows of tenant %d on %q: %s", w.ID, w.ShardName, describe(ctx, err, timeout))
 	}
 	return out, nil
-}
-
-// ReachableTargets lists the configured shards other than except that
-// answer a ping within timeout, in configuration order: where a tenant may
-// be moved.
-func ReachableTargets(ctx context.Context, set *shard.Set, except string, timeout time.Duration) []string {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	names := set.Names()
-	ok := make([]bool, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		if name == except {
-			continue
-		}
-		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			_, err := set.Ping(pctx, name)
-			ok[i] = err == nil
-		})
-	}
-	wg.Wait()
-	var out []string
-	for i, name := range names {
-		if ok[i] {
-			out = append(out, name)
-		}
-	}
-	return out
 }

@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/ops"
@@ -111,29 +113,28 @@ func (p *platform) sites(subs ...string) []registry.Website {
 	return out
 }
 
-func cardsByName(o ops.Overview) map[string]ops.Card {
+func cardsByName(s ops.Snapshot) map[string]ops.Card {
 	m := map[string]ops.Card{}
-	for _, c := range o.Cards {
+	for _, c := range s.Shards {
 		m[c.Name] = c
 	}
 	return m
 }
 
-func cardNames(o ops.Overview) []string {
+func cardNames(s ops.Snapshot) []string {
 	var out []string
-	for _, c := range o.Cards {
+	for _, c := range s.Shards {
 		out = append(out, c.Name)
 	}
 	return out
 }
 
 // wantGreen checks a configured, healthy shard's card against what its
-// database and the registry say directly.
+// database and the registry say directly; its figures too once a figures
+// round has run.
 func (p *platform) wantGreen(t *testing.T, c ops.Card) {
 	t.Helper()
 	url := p.cluster.URL[c.Name]
-	tenants, premium := p.registryCount(t, c.Name)
-	size := pgtest.QueryValue[int64](t, url, "SELECT pg_database_size(current_database())")
 	version := pgtest.QueryValue[string](t, url, "SELECT current_setting('server_version')")
 	applied := pgtest.QueryValue[int64](t, url, "SELECT max(version_id) FROM pwb_tenant_schema_version WHERE is_applied")
 	switch {
@@ -145,13 +146,6 @@ func (p *platform) wantGreen(t *testing.T, c ops.Card) {
 	if c.Database != p.cluster.Database[c.Name] || !strings.HasSuffix(c.Addr, ":"+strconv.Itoa(p.server(c.Name).Port())) {
 		t.Errorf("%s: database %q on %q, want %q on port %d", c.Name, c.Database, c.Addr, p.cluster.Database[c.Name], p.server(c.Name).Port())
 	}
-	if c.Tenants != tenants || c.Premium != premium || c.Standard() != tenants-premium {
-		t.Errorf("%s: %d tenants (%d premium, %d standard), want %d (%d premium) as in the registry",
-			c.Name, c.Tenants, c.Premium, c.Standard(), tenants, premium)
-	}
-	if c.SizeBytes <= 0 || c.SizeBytes < size/2 || c.SizeBytes > size*2 {
-		t.Errorf("%s: size %d bytes, want about %d", c.Name, c.SizeBytes, size)
-	}
 	if latest := migrations.Tenant.Latest(); c.Schema != latest || c.Latest != latest || c.Pending != 0 || c.Schema != applied {
 		t.Errorf("%s: schema %d of %d (%d pending); want %d of %d, none pending (the shard's table says %d)",
 			c.Name, c.Schema, c.Latest, c.Pending, latest, latest, applied)
@@ -162,13 +156,28 @@ func (p *platform) wantGreen(t *testing.T, c ops.Card) {
 	if c.Latency <= 0 || c.Latency > ops.AmberLatency {
 		t.Errorf("%s: latency %s", c.Name, c.Latency)
 	}
+	if c.CheckedAt.IsZero() || time.Since(c.CheckedAt) > time.Minute {
+		t.Errorf("%s: checked at %v", c.Name, c.CheckedAt)
+	}
 	switch pl := c.Pool; {
 	case pl == nil:
 		t.Errorf("%s: no pool figures", c.Name)
-	case pl.Max <= 0 || pl.Total < 1 || pl.Total > pl.Max || pl.Acquired < 0 || pl.Idle < 0 || pl.Acquired+pl.Idle > pl.Total:
+	case pl.Max <= 0 || pl.Total < 0 || pl.Total > pl.Max || pl.Acquired < 0 || pl.Idle < 0 || pl.Acquired+pl.Idle > pl.Total:
 		t.Errorf("%s: pool figures %+v do not add up", c.Name, *pl)
 	case pl.Max != p.set.Stats()[c.Name].MaxConns():
 		t.Errorf("%s: pool max %d, want the pool's %d", c.Name, pl.Max, p.set.Stats()[c.Name].MaxConns())
+	}
+	if c.FiguresAt.IsZero() {
+		return
+	}
+	tenants, premium := p.registryCount(t, c.Name)
+	size := pgtest.QueryValue[int64](t, url, "SELECT pg_database_size(current_database())")
+	if c.Tenants != tenants || c.Premium != premium || c.Standard() != tenants-premium {
+		t.Errorf("%s: %d tenants (%d premium, %d standard), want %d (%d premium) as in the registry",
+			c.Name, c.Tenants, c.Premium, c.Standard(), tenants, premium)
+	}
+	if c.SizeBytes <= 0 || c.SizeBytes < size/2 || c.SizeBytes > size*2 {
+		t.Errorf("%s: size %d bytes, want about %d", c.Name, c.SizeBytes, size)
 	}
 }
 
@@ -179,30 +188,30 @@ func (p *platform) server(name string) *pglocal.Server {
 
 // wantLost checks the card of shard_9, which the registry names and the
 // configuration lacks.
-func (p *platform) wantLost(t *testing.T, o ops.Overview) {
+func (p *platform) wantLost(t *testing.T, s ops.Snapshot) {
 	t.Helper()
-	lost, ok := cardsByName(o)["shard_9"]
+	lost, ok := s.Card("shard_9")
 	if !ok {
-		t.Fatalf("no card for shard_9: %v", cardNames(o))
+		t.Fatalf("no card for shard_9: %v", cardNames(s))
 	}
-	if lost.Configured || lost.Reachable || lost.Health != ops.Red || lost.Tenants != 2 || lost.Premium != 1 ||
+	if lost.Configured || lost.Reachable || lost.Health != ops.Red || lost.State() != ops.NotConfigured || lost.Tenants != 2 || lost.Premium != 1 ||
 		!strings.Contains(lost.Error, "not in the configuration") || lost.Why == "" || lost.Pool != nil {
 		t.Errorf("shard_9's card: %+v; want not configured, red, 2 tenants (1 premium)", lost)
 	}
-	if m := o.Missing(); len(m) != 1 || m[0].Name != "shard_9" {
+	if m := s.Missing(); len(m) != 1 || m[0].Name != "shard_9" {
 		t.Errorf("Missing() = %v, want shard_9 only", m)
 	}
 }
 
-// wantTotals checks the overview's totals: every tenant of the registry,
+// wantTotals checks the snapshot's totals: every tenant of the registry,
 // and the given shards unreachable.
-func (p *platform) wantTotals(t *testing.T, o ops.Overview, unreachable ...string) {
+func (p *platform) wantTotals(t *testing.T, s ops.Snapshot, unreachable ...string) {
 	t.Helper()
 	all := int(pgtest.QueryValue[int64](t, p.cluster.URL[shard.Default], "SELECT count(*) FROM websites"))
-	if o.Totals.Total.Tenants != all || o.Totals.RegistryError != "" || o.RegistryError != "" {
-		t.Errorf("totals: %d tenants (registry error %q, %q), want %d", o.Totals.Total.Tenants, o.Totals.RegistryError, o.RegistryError, all)
+	if s.Totals.Total.Tenants != all || s.Totals.RegistryError != "" || s.RegistryError != "" {
+		t.Errorf("totals: %d tenants (registry error %q, %q), want %d", s.Totals.Total.Tenants, s.Totals.RegistryError, s.RegistryError, all)
 	}
-	if got := o.Totals.Unreachable(); !slices.Equal(got, unreachable) {
+	if got := s.Totals.Unreachable(); !slices.Equal(got, unreachable) {
 		t.Errorf("totals mark %v unreachable, want %v", got, unreachable)
 	}
 	var props int64
@@ -211,15 +220,14 @@ func (p *platform) wantTotals(t *testing.T, o ops.Overview, unreachable ...strin
 			props += pgtest.QueryValue[int64](t, p.cluster.URL[name], "SELECT count(*) FROM properties")
 		}
 	}
-	if o.Totals.Total.Properties != props {
-		t.Errorf("totals: %d properties, want the reachable shards' %d", o.Totals.Total.Properties, props)
+	if s.Totals.Total.Properties != props {
+		t.Errorf("totals: %d properties, want the reachable shards' %d", s.Totals.Total.Properties, props)
 	}
 }
 
 // proxiedSet is a shard set for the same cluster in which shard name is
 // reached through a proxy that holds every chunk of bytes back by oneWay in
-// each direction: a shard on a distant host, or, with an hour, a hung one
-// that accepts connections and never answers. Its pools are new.
+// each direction: a shard on a distant host. Its pools are new.
 func (p *platform) proxiedSet(t *testing.T, name string, oneWay time.Duration) *shard.Set {
 	t.Helper()
 	var shards []pgtest.Shard
@@ -244,103 +252,246 @@ func (p *platform) proxiedSet(t *testing.T, name string, oneWay time.Duration) *
 	return set
 }
 
-// gather is ops.Gather, asked again (at most twice more) while a card is
-// amber only for a slow ping: on a loaded test machine a round trip on
-// loopback can stall past AmberLatency, which is the machine's doing, not
-// the shard's. It also returns how long its last Gather took.
-func gather(t *testing.T, set *shard.Set, timeout time.Duration) (ops.Overview, time.Duration) {
+// check runs one health round of poller and returns its snapshot, run
+// again (at most twice more) while a card is amber only for a slow ping: on
+// a loaded test machine a round trip on loopback can stall past
+// AmberLatency, which is the machine's doing, not the shard's.
+func check(t *testing.T, poller *ops.Poller) ops.Snapshot {
 	t.Helper()
 	for i := 0; ; i++ {
-		start := time.Now()
-		o := ops.Gather(context.Background(), set, timeout)
-		took := time.Since(start)
+		if err := poller.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := poller.Snapshot()
 		slow := false
-		for _, c := range o.Cards {
+		for _, c := range s.Shards {
 			slow = slow || c.Health == ops.Amber && strings.HasPrefix(c.Why, "slow:")
 		}
 		if !slow || i == 2 {
-			return o, took
+			return s
 		}
-		t.Logf("a card is amber for a slow ping; asking again: %+v", o.Cards)
+		t.Logf("a card is amber for a slow ping; checking again: %+v", s.Shards)
 	}
 }
 
+// wait waits up to a minute for cond to hold of poller's snapshot.
+func wait(t *testing.T, poller *ops.Poller, what string, cond func(ops.Snapshot) bool) ops.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := poller.Wait(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v; the poller has %+v", what, err, poller.Snapshot())
+	}
+	return poller.Snapshot()
+}
+
 // One cluster serves every case, in order: the healthy platform first, then
-// a hung shard_2 (through a proxy, the servers untouched), then shard_2's
-// server stopped.
+// a hung shard_2, then shard_2's server stopped, then every server stopped.
 func TestOps(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
 	ctx := context.Background()
+	poller := ops.NewPoller(p.set, p.primary, ops.PollerOptions{Interval: 200 * time.Millisecond, Timeout: time.Second})
 
-	t.Run("Gather: every configured shard has a green card with its figures", func(t *testing.T) {
-		o, _ := gather(t, p.set, 5*time.Second)
-		if got, want := cardNames(o), append(slices.Clone(configured), "shard_9"); !slices.Equal(got, want) {
+	t.Run("Poller: every shard is checking before the first round, then green, then with its figures", func(t *testing.T) {
+		s := poller.Snapshot()
+		if got := cardNames(s); !slices.Equal(got, configured) {
+			t.Fatalf("cards before any round %v, want the configured %v", got, configured)
+		}
+		for _, c := range s.Shards {
+			if c.Health != ops.Checking || c.State() != ops.Checking || c.Reachable || !c.Configured || !c.CheckedAt.IsZero() || c.Why != "" || c.Error != "" {
+				t.Errorf("%s before any round: %+v; want checking, never down", c.Name, c)
+			}
+		}
+		if s.Round != 0 || s.FiguresRound != 0 || !s.FiguresAt.IsZero() || len(s.Totals.Shards) != 0 {
+			t.Errorf("before any round: round %d, figures round %d at %v, totals %+v", s.Round, s.FiguresRound, s.FiguresAt, s.Totals)
+		}
+		if got := s.Targets(shard.Default); len(got) != 0 {
+			t.Errorf("before any round the targets are %v; a shard not checked is no target", got)
+		}
+
+		before := time.Now()
+		s = check(t, poller)
+		if got := cardNames(s); !slices.Equal(got, configured) {
+			t.Fatalf("cards after a health round %v, want %v (the unconfigured shard comes with the figures)", got, configured)
+		}
+		for _, c := range s.Shards {
+			p.wantGreen(t, c)
+			if c.CheckedAt.Before(before) || !c.FiguresAt.IsZero() {
+				t.Errorf("%s: checked at %v (the round began at %v), figures at %v", c.Name, c.CheckedAt, before, c.FiguresAt)
+			}
+		}
+		if s.Round < 1 || !s.FiguresAt.IsZero() {
+			t.Errorf("after a health round: round %d, figures at %v", s.Round, s.FiguresAt)
+		}
+
+		before = time.Now()
+		if err := poller.Gather(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s = poller.Snapshot()
+		if got, want := cardNames(s), append(slices.Clone(configured), "shard_9"); !slices.Equal(got, want) {
 			t.Fatalf("cards %v, want %v", got, want)
 		}
-		for _, c := range o.Cards[:len(configured)] {
+		for _, c := range s.Shards[:len(configured)] {
+			if c.FiguresAt.IsZero() {
+				t.Errorf("%s has no figures after a figures round", c.Name)
+			}
 			p.wantGreen(t, c)
 		}
 		// The set-up, in figures: 3 (1 premium), 2 (1 premium), 2 (2 premium).
 		for name, want := range map[string][2]int{shard.Default: {3, 1}, "shard_1": {2, 1}, "shard_2": {2, 2}} {
-			if c := cardsByName(o)[name]; c.Tenants != want[0] || c.Premium != want[1] {
+			if c, _ := s.Card(name); c.Tenants != want[0] || c.Premium != want[1] {
 				t.Errorf("%s: %d tenants (%d premium), want %d (%d)", name, c.Tenants, c.Premium, want[0], want[1])
 			}
 		}
-		p.wantLost(t, o)
-		p.wantTotals(t, o, "shard_9")
-		if o.At.IsZero() || time.Since(o.At) > time.Minute {
-			t.Errorf("overview time %v", o.At)
+		p.wantLost(t, s)
+		p.wantTotals(t, s, "shard_9")
+		if s.FiguresAt.Before(before) || time.Since(s.FiguresAt) > time.Minute || s.FiguresRound != 1 {
+			t.Errorf("figures at %v (round %d), want from the round begun at %v", s.FiguresAt, s.FiguresRound, before)
+		}
+		counts, at, problem := poller.TenantProperties()
+		if !at.Equal(s.FiguresAt) || problem != "" {
+			t.Errorf("per-tenant counts at %v (%q), want at %v", at, problem, s.FiguresAt)
+		}
+		for sub, w := range p.websites {
+			n, ok := counts[w.ID]
+			switch {
+			case w.ShardName == "shard_9" && ok:
+				t.Errorf("%s on the unconfigured shard_9 has a count %d", sub, n)
+			case w.ShardName != "shard_9" && (!ok || n != p.props[w.ID]):
+				t.Errorf("%s: %d properties (known %v), want %d", sub, n, ok, p.props[w.ID])
+			}
+		}
+		if got := s.Targets(shard.Default); !slices.Equal(got, []string{"shard_1", "shard_2"}) {
+			t.Errorf("targets from default %v, want shard_1, shard_2", got)
+		}
+		if got := s.Targets("shard_9"); !slices.Equal(got, configured) {
+			t.Errorf("targets from shard_9 %v, want every configured shard", got)
 		}
 	})
 
-	t.Run("Gather: a pending tenant migration turns a card amber", func(t *testing.T) {
+	t.Run("Poller: run, it checks at once, then gathers the figures, round after round", func(t *testing.T) {
+		fresh := ops.NewPoller(p.set, nil, ops.PollerOptions{Interval: 100 * time.Millisecond})
+		rctx, cancel := context.WithCancel(ctx)
+		ended := make(chan error, 1)
+		go func() { ended <- fresh.Run(rctx) }()
+		s := wait(t, fresh, "the figures", func(s ops.Snapshot) bool { return s.FiguresRound >= 1 && s.Round >= 3 })
+		for _, c := range s.Shards[:len(configured)] {
+			if c.Health == ops.Checking || c.Health == ops.Red {
+				t.Errorf("%s after %d rounds: %s (%s)", c.Name, s.Round, c.Health, c.Error)
+			}
+		}
+		p.wantLost(t, s)
+		if s.FiguresRound != 1 {
+			t.Errorf("%d figures rounds in %d health rounds of 100ms; want 1 a minute", s.FiguresRound, s.Round)
+		}
+		cancel()
+		select {
+		case err := <-ended:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Run ended with %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not end with its context")
+		}
+	})
+
+	t.Run("Poller: a pending tenant migration turns a card amber", func(t *testing.T) {
 		url := p.cluster.URL["shard_1"]
 		latest := migrations.Tenant.Latest()
 		pgtest.Exec(t, url, "UPDATE pwb_tenant_schema_version SET is_applied = false WHERE version_id = $1", latest)
 		defer pgtest.Exec(t, url, "UPDATE pwb_tenant_schema_version SET is_applied = true WHERE version_id = $1", latest)
-		c := cardsByName(ops.Gather(ctx, p.set, 5*time.Second))["shard_1"]
+		c, _ := check(t, poller).Card("shard_1")
 		if c.Health != ops.Amber || c.Pending != 1 || c.Schema >= latest || !c.Reachable || !strings.Contains(c.Why, "1 tenant migration(s) pending") {
 			t.Errorf("shard_1 with a migration pending: %+v; want amber, 1 pending", c)
 		}
 	})
 
-	t.Run("Gather: a move's slot is on its shard's card with the WAL it keeps", func(t *testing.T) {
+	t.Run("Poller: a shard without its version table has every migration pending", func(t *testing.T) {
+		url := p.cluster.URL["shard_1"]
+		pgtest.Exec(t, url, "ALTER TABLE pwb_tenant_schema_version RENAME TO pwb_tenant_schema_version_away")
+		defer pgtest.Exec(t, url, "ALTER TABLE pwb_tenant_schema_version_away RENAME TO pwb_tenant_schema_version")
+		c, _ := check(t, poller).Card("shard_1")
+		all := len(migrations.Tenant.Versions())
+		if c.Health != ops.Amber || c.Pending != all || c.Schema != 0 || !c.Reachable || c.PGVersion == "" ||
+			!strings.Contains(c.Why, strconv.Itoa(all)+" tenant migration(s) pending") {
+			t.Errorf("shard_1 without its version table: %+v; want amber, all %d pending", c, all)
+		}
+	})
+
+	t.Run("Poller: a move's slot is on its shard's card with the WAL it keeps", func(t *testing.T) {
 		url := p.cluster.URL["shard_2"]
 		pgtest.Exec(t, url, "SELECT pg_create_logical_replication_slot('pwb_move_77', 'pgoutput')")
 		defer pgtest.Exec(t, url, "SELECT pg_drop_replication_slot('pwb_move_77')")
+		// Another database's slot on the same server, and a slot that is
+		// not a move's, are not shard_2's to show.
+		pgtest.CreateDatabase(t, p.server("shard_2"), "elsewhere")
+		pgtest.Exec(t, p.server("shard_2").URL("elsewhere"), "SELECT pg_create_logical_replication_slot('pwb_move_78', 'pgoutput')")
+		defer pgtest.Exec(t, p.server("shard_2").URL("elsewhere"), "SELECT pg_drop_replication_slot('pwb_move_78')")
+		pgtest.Exec(t, url, "SELECT pg_create_logical_replication_slot('not_a_move', 'pgoutput')")
+		defer pgtest.Exec(t, url, "SELECT pg_drop_replication_slot('not_a_move')")
 		pgtest.Exec(t, url, "CREATE TABLE IF NOT EXISTS wal_filler AS SELECT g FROM generate_series(1, 20000) g")
-		c := cardsByName(ops.Gather(ctx, p.set, 5*time.Second))["shard_2"]
+		s := check(t, poller)
+		c, _ := s.Card("shard_2")
 		if len(c.Slots) != 1 || c.Slots[0].Name != "pwb_move_77" || c.Slots[0].Active || c.Slots[0].RetainedBytes <= 0 || c.Health != ops.Green {
 			t.Errorf("shard_2 with a move's slot: %+v; want it listed with the WAL it keeps, and green", c)
 		}
-		if other := cardsByName(ops.Gather(ctx, p.set, 5*time.Second))["shard_1"]; len(other.Slots) != 0 {
+		if other, _ := s.Card("shard_1"); len(other.Slots) != 0 {
 			t.Errorf("shard_1 lists slots it does not have: %+v", other.Slots)
 		}
 	})
 
-	// A shard 35ms away each way answers a ping in one round trip, 70ms:
-	// green, however many round trips opening a connection to it took
-	// first. Each try is on new pools, so there is a connection to open.
-	t.Run("Gather: the ping is one round trip, not the connection's set-up", func(t *testing.T) {
+	// A shard 35ms away each way answers the health check in one round
+	// trip, 70ms: green, however many round trips opening a connection to
+	// it took first. Each try is on new pools, so there is a connection to
+	// open.
+	t.Run("Poller: the health check is one round trip, not the connection's set-up", func(t *testing.T) {
 		const oneWay = 35 * time.Millisecond
 		for try := 1; ; try++ {
-			c := cardsByName(ops.Gather(ctx, p.proxiedSet(t, "shard_1", oneWay), 5*time.Second))["shard_1"]
+			far := ops.NewPoller(p.proxiedSet(t, "shard_1", oneWay), nil, ops.PollerOptions{Timeout: 5 * time.Second})
+			if err := far.Check(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := far.Snapshot().Card("shard_1")
 			if c.Health == ops.Green && c.Latency >= 2*oneWay && c.Latency < ops.AmberLatency && c.Reachable {
 				break
 			}
 			if try == 3 {
-				t.Errorf("shard_1, 35ms away: %s (%s), ping %s; want green, one round trip of at least 70ms", c.Health, c.Why, c.Latency)
+				t.Errorf("shard_1, 35ms away: %s (%s), check %s; want green, one round trip of at least 70ms", c.Health, c.Why, c.Latency)
 				break
 			}
-			t.Logf("try %d: shard_1, 35ms away: %s (%s), ping %s; trying again", try, c.Health, c.Why, c.Latency)
+			t.Logf("try %d: shard_1, 35ms away: %s (%s), check %s; trying again", try, c.Health, c.Why, c.Latency)
 		}
 		// 60ms each way is slow: amber, and still reachable with every
 		// figure.
-		c := cardsByName(ops.Gather(ctx, p.proxiedSet(t, "shard_1", 60*time.Millisecond), 5*time.Second))["shard_1"]
+		far := ops.NewPoller(p.proxiedSet(t, "shard_1", 60*time.Millisecond), nil, ops.PollerOptions{Timeout: 5 * time.Second})
+		if err := far.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := far.Snapshot().Card("shard_1")
 		if c.Health != ops.Amber || !strings.HasPrefix(c.Why, "slow: ping took") || c.Latency < 120*time.Millisecond ||
-			!c.Reachable || c.PGVersion == "" || c.Tenants != 2 || c.Pending != 0 {
-			t.Errorf("shard_1, 60ms away: %+v; want amber for the slow ping, every figure read", c)
+			!c.Reachable || c.PGVersion == "" || c.Pending != 0 {
+			t.Errorf("shard_1, 60ms away: %+v; want amber for the slow check, every figure read", c)
+		}
+	})
+
+	t.Run("Poller: default width is a quarter of the connection budget", func(t *testing.T) {
+		for budget, want := range map[int]int{0: fanout.DefaultWidth, 40: 10, 2: 1} {
+			o := pgtest.ConfigOptions{}
+			if budget > 0 {
+				o.Env = map[string]string{"max_connections_total": strconv.Itoa(budget)}
+			}
+			cfg, err := config.Load(pgtest.WriteConfigWith(t, o, pgtest.Shard{Key: "primary", Server: p.cluster.Servers[0], DB: "x"}), "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := shard.NewSet(cfg)
+			if got := ops.NewPoller(set, nil, ops.PollerOptions{}).Options(); got.Width != want || got.Interval != ops.DefaultInterval ||
+				got.Timeout != ops.DefaultTimeout || got.FiguresInterval != ops.DefaultFiguresInterval {
+				t.Errorf("budget %d: options %+v, want width %d and the defaults", budget, got, want)
+			}
+			set.Close()
 		}
 	})
 
@@ -422,47 +573,70 @@ func TestOps(t *testing.T) {
 		}
 	})
 
-	t.Run("ReachableTargets: every other configured shard", func(t *testing.T) {
-		for except, want := range map[string][]string{
-			shard.Default: {"shard_1", "shard_2"},
-			"shard_1":     {shard.Default, "shard_2"},
-			"shard_9":     configured,
-		} {
-			if got := ops.ReachableTargets(ctx, p.set, except, 5*time.Second); !slices.Equal(got, want) {
-				t.Errorf("targets except %s: %v, want %v", except, got, want)
-			}
-		}
-	})
+	// shard_2's server is hung (its processes stopped): its check costs its
+	// own timeout, the others' cards keep being refreshed round after
+	// round, and it is green again once the server runs again.
+	t.Run("Poller: a hung shard costs its own timeout, and the others' states go on", func(t *testing.T) {
+		const timeout, interval = time.Second, 300 * time.Millisecond
+		hp := ops.NewPoller(p.set, p.primary, ops.PollerOptions{Interval: interval, Timeout: timeout})
+		rctx, cancel := context.WithCancel(ctx)
+		ended := make(chan error, 1)
+		go func() { ended <- hp.Run(rctx) }()
+		defer func() { cancel(); <-ended }()
+		wait(t, hp, "a first round", func(s ops.Snapshot) bool { return s.Round >= 1 })
 
-	t.Run("a hung shard costs one timeout and is red", func(t *testing.T) {
-		hung := p.proxiedSet(t, "shard_2", time.Hour)
-		// The healthy shards' connections are opened first, so the
-		// timings below are the hung shard's alone.
-		for _, name := range []string{shard.Default, "shard_1"} {
-			if _, err := hung.Ping(ctx, name); err != nil {
-				t.Fatal(err)
+		resume := pgtest.Hang(t, p.server("shard_2"))
+		hung := time.Now()
+		s := wait(t, hp, "shard_2 red", func(s ops.Snapshot) bool {
+			c, _ := s.Card("shard_2")
+			return c.Health == ops.Red && c.CheckedAt.After(hung)
+		})
+		c, _ := s.Card("shard_2")
+		if c.Reachable || !c.Configured || c.Why != "unreachable" || !strings.Contains(c.Error, "no answer within 1s") || c.PGVersion != "" {
+			t.Errorf("hung shard_2: %+v; want red, unreachable after 1s", c)
+		}
+		if took := c.CheckedAt.Sub(hung); took > 2*timeout+interval+time.Second {
+			t.Errorf("shard_2 turned red %s after it hung; want about one timeout (%s) and an interval", took, timeout)
+		}
+		// Rounds go on: each waits for the hung shard's timeout, but the
+		// others' cards are refreshed within the round, early, and stay
+		// green.
+		r := s.Round
+		for i := 0; i < 2; i++ {
+			start := time.Now()
+			s = wait(t, hp, "another round", func(s ops.Snapshot) bool { return s.Round > r })
+			r = s.Round
+			for _, name := range []string{shard.Default, "shard_1"} {
+				c, _ := s.Card(name)
+				if c.Health != ops.Green && !(c.Health == ops.Amber && strings.HasPrefix(c.Why, "slow:")) {
+					t.Errorf("%s beside a hung shard: %+v; want green", name, c)
+				}
+				if c.CheckedAt.Before(hung) {
+					t.Errorf("%s was last checked at %v, before shard_2 hung at %v", name, c.CheckedAt, hung)
+				}
+			}
+			if took := time.Since(start); took > 2*timeout+2*interval+time.Second {
+				t.Errorf("a round with a hung shard took %s; want about one timeout (%s)", took, timeout)
 			}
 		}
-		const timeout = time.Second
-		o, took := gather(t, hung, timeout)
-		if took < timeout || took > 2*timeout+500*time.Millisecond {
-			t.Errorf("Gather took %s with a timeout of %s; want one timeout", took, timeout)
-		}
-		cards := cardsByName(o)
-		if c := cards["shard_2"]; c.Health != ops.Red || c.Reachable || !c.Configured || c.Why != "unreachable" ||
-			!strings.Contains(c.Error, "no answer within 1s") || c.Tenants != 2 || c.PGVersion != "" || c.SizeBytes != 0 {
-			t.Errorf("hung shard_2: %+v; want red, unreachable after 1s, its 2 tenants still counted", c)
-		}
-		for _, name := range []string{shard.Default, "shard_1"} {
-			if c := cards[name]; c.Health != ops.Green || !c.Reachable || c.PGVersion == "" {
-				t.Errorf("%s beside a hung shard: %+v; want green", name, c)
-			}
-		}
-		p.wantLost(t, o)
-		p.wantTotals(t, o, "shard_2", "shard_9")
 
+		// One round synchronously, timed, once Run has stopped, whose round
+		// it would otherwise wait for.
+		cancel()
+		<-ended
+		ended <- nil
 		start := time.Now()
-		counts, failed := ops.PropertyCounts(ctx, hung, p.sites("std-a", "one-a", "two-a"), timeout)
+		if err := hp.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < timeout || took > 2*timeout+500*time.Millisecond {
+			t.Errorf("a round with a hung shard took %s with a timeout of %s; want one timeout", took, timeout)
+		}
+
+		// What a page reads itself from a hung shard costs one timeout
+		// too.
+		start = time.Now()
+		counts, failed := ops.PropertyCounts(ctx, p.set, p.sites("std-a", "one-a", "two-a"), timeout)
 		if took := time.Since(start); took > 2*timeout {
 			t.Errorf("PropertyCounts took %s", took)
 		}
@@ -471,14 +645,25 @@ func TestOps(t *testing.T) {
 			t.Errorf("counts %v, failed %v; want std-a and one-a counted, shard_2 failed", counts, failed)
 		}
 		start = time.Now()
-		if _, err := ops.TableCounts(ctx, hung, p.websites["two-a"], timeout); err == nil || !strings.Contains(err.Error(), "no answer within 1s") {
+		if _, err := ops.TableCounts(ctx, p.set, p.websites["two-a"], timeout); err == nil || !strings.Contains(err.Error(), "no answer within 1s") {
 			t.Errorf("TableCounts on the hung shard: %v", err)
 		}
-		if got := ops.ReachableTargets(ctx, hung, shard.Default, timeout); !slices.Equal(got, []string{"shard_1"}) {
-			t.Errorf("targets beside a hung shard_2: %v, want shard_1", got)
+		if took := time.Since(start); took > 2*timeout {
+			t.Errorf("TableCounts took %s", took)
 		}
-		if took := time.Since(start); took > 3*timeout {
-			t.Errorf("TableCounts and ReachableTargets took %s", took)
+
+		resume()
+		for try := 1; ; try++ {
+			if err := hp.Check(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := hp.Snapshot().Card("shard_2")
+			if c.Health == ops.Green || c.Health == ops.Amber && strings.HasPrefix(c.Why, "slow:") {
+				break
+			}
+			if try == 10 {
+				t.Fatalf("shard_2 once resumed: %+v; want green again", c)
+			}
 		}
 	})
 
@@ -487,14 +672,21 @@ func TestOps(t *testing.T) {
 		if err := p.cluster.Servers[2].Stop(ctx, false); err != nil {
 			t.Fatal(err)
 		}
-		o, took := gather(t, p.set, 2*time.Second)
-		if took > 3*time.Second {
-			t.Errorf("Gather took %s", took)
+		start := time.Now()
+		if c, _ := check(t, poller).Card("shard_2"); c.Health != ops.Red || c.FiguresAt.IsZero() || c.Tenants != 2 {
+			t.Errorf("stopped shard_2 before the next figures: %+v; want red, with the last figures' tenants", c)
 		}
-		if got, want := cardNames(o), append(slices.Clone(configured), "shard_9"); !slices.Equal(got, want) {
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("the round took %s", took)
+		}
+		if err := poller.Gather(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s := poller.Snapshot()
+		if got, want := cardNames(s), append(slices.Clone(configured), "shard_9"); !slices.Equal(got, want) {
 			t.Fatalf("cards %v, want %v", got, want)
 		}
-		cards := cardsByName(o)
+		cards := cardsByName(s)
 		if c := cards["shard_2"]; c.Health != ops.Red || c.Reachable || !c.Configured || c.Why != "unreachable" || c.Error == "" ||
 			c.Tenants != 2 || c.Premium != 2 || c.PGVersion != "" || c.SizeBytes != 0 || c.Schema != 0 {
 			t.Errorf("stopped shard_2: %+v; want red, unreachable, its 2 tenants still counted", c)
@@ -502,8 +694,17 @@ func TestOps(t *testing.T) {
 		for _, name := range []string{shard.Default, "shard_1"} {
 			p.wantGreen(t, cards[name])
 		}
-		p.wantLost(t, o)
-		p.wantTotals(t, o, "shard_2", "shard_9")
+		p.wantLost(t, s)
+		p.wantTotals(t, s, "shard_2", "shard_9")
+		if got := s.Targets(shard.Default); !slices.Equal(got, []string{"shard_1"}) {
+			t.Errorf("targets from default with shard_2 stopped: %v, want shard_1", got)
+		}
+		counts, _, _ := poller.TenantProperties()
+		for sub, w := range p.websites {
+			if _, ok := counts[w.ID]; ok == (w.ShardName == "shard_2" || w.ShardName == "shard_9") {
+				t.Errorf("%s on %s: counted %v", sub, w.ShardName, ok)
+			}
+		}
 
 		counts, failed := ops.PropertyCounts(ctx, p.set, p.sites("std-a", "prem-d", "one-a", "two-a", "two-b"), 2*time.Second)
 		if len(counts) != 3 || counts[p.websites["std-a"].ID] != 10 || counts[p.websites["prem-d"].ID] != 4 || counts[p.websites["one-a"].ID] != 12 {
@@ -516,10 +717,49 @@ func TestOps(t *testing.T) {
 			!strings.Contains(err.Error(), "shard_2") || !strings.Contains(err.Error(), strconv.FormatInt(p.websites["two-a"].ID, 10)) {
 			t.Errorf("TableCounts on the stopped shard: %v", err)
 		}
-		for except, want := range map[string][]string{shard.Default: {"shard_1"}, "shard_1": {shard.Default}, "shard_2": {shard.Default, "shard_1"}} {
-			if got := ops.ReachableTargets(ctx, p.set, except, 2*time.Second); !slices.Equal(got, want) {
-				t.Errorf("targets except %s with shard_2 stopped: %v, want %v", except, got, want)
+	})
+
+	// With every server stopped, a snapshot still answers, at once, with
+	// the last results: it reads no database. Closing the set ends a
+	// running poller.
+	t.Run("Snapshot reads no database; a closed set ends the poller", func(t *testing.T) {
+		last := poller.Snapshot()
+		for _, srv := range p.cluster.Servers[:2] {
+			if err := srv.Stop(ctx, false); err != nil {
+				t.Fatal(err)
 			}
+		}
+		s := poller.Snapshot()
+		if s.Round != last.Round || s.FiguresRound != last.FiguresRound || !s.FiguresAt.Equal(last.FiguresAt) || len(s.Shards) != len(last.Shards) {
+			t.Fatalf("with the servers stopped the snapshot changed: round %d → %d, %d → %d cards", last.Round, s.Round, len(last.Shards), len(s.Shards))
+		}
+		for i, c := range s.Shards {
+			l := last.Shards[i]
+			if c.Name != l.Name || c.Health != l.Health || !c.CheckedAt.Equal(l.CheckedAt) || c.Tenants != l.Tenants || c.SizeBytes != l.SizeBytes {
+				t.Errorf("%s: %+v, was %+v", c.Name, c, l)
+			}
+		}
+		if c, _ := s.Card(shard.Default); c.Health != ops.Green {
+			t.Errorf("default's last result was green, the snapshot says %s", c.Health)
+		}
+
+		closing := ops.NewPoller(p.set, nil, ops.PollerOptions{Interval: 100 * time.Millisecond, Timeout: 500 * time.Millisecond})
+		ended := make(chan error, 1)
+		go func() { ended <- closing.Run(ctx) }()
+		p.set.Close()
+		select {
+		case err := <-ended:
+			if !errors.Is(err, shard.ErrClosed) {
+				t.Errorf("Run ended with %v, want shard.ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not end when the set was closed")
+		}
+		if err := poller.Check(ctx); !errors.Is(err, shard.ErrClosed) {
+			t.Errorf("Check on a closed set: %v, want shard.ErrClosed", err)
+		}
+		if after := poller.Snapshot(); after.Round != last.Round {
+			t.Errorf("a round on a closed set was counted: %d → %d", last.Round, after.Round)
 		}
 	})
 }

@@ -330,3 +330,89 @@ func CountByShard(ctx context.Context, q Querier) (map[string]ShardCount, error)
 	}
 	return out, rows.Err()
 }
+
+// Filter picks and orders a page of the registry, so a list of thousands of
+// tenants reads only the rows it shows.
+type Filter struct {
+	Premium bool   // premium tenants only
+	Shard   string // tenants on this shard only, when set
+	// Search is looked for in the name (in any case), the subdomain and
+	// the custom domain.
+	Search string
+	Sort   string // a key of Sorts; "name" when not one
+	Desc   bool
+	Limit  int // at most this many; <= 0: every match
+	Offset int
+}
+
+// Sorts are the orders Page knows, by key. Text is compared byte by byte,
+// whatever the database's collation; ties are broken by id, in the same
+// direction.
+var Sorts = map[string]string{
+	"name":      `lower(name) COLLATE "C"`,
+	"subdomain": `subdomain COLLATE "C"`,
+	"tier":      `tier COLLATE "C"`,
+	"shard":     `shard_name COLLATE "C"`,
+	"status":    `status COLLATE "C"`,
+	"id":        "id",
+}
+
+// Page lists the websites f picks, in its order, and counts every match.
+func Page(ctx context.Context, q Querier, f Filter) ([]Website, int, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Premium {
+		where = append(where, "tier = "+arg(TierPremium))
+	}
+	if f.Shard != "" {
+		where = append(where, "shard_name = "+arg(f.Shard))
+	}
+	if s := strings.ToLower(strings.TrimSpace(f.Search)); s != "" {
+		n := arg(s)
+		where = append(where, "(strpos(lower(name), "+n+") > 0 OR strpos(subdomain, "+n+") > 0 OR strpos(COALESCE(custom_domain, ''), "+n+") > 0)")
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	key, ok := Sorts[f.Sort]
+	if !ok {
+		key = Sorts["name"]
+	}
+	dir := " ASC"
+	if f.Desc {
+		dir = " DESC"
+	}
+	filterArgs := len(args)
+	sql := "SELECT " + columns + ", count(*) OVER () FROM websites" + cond + " ORDER BY " + key + dir + ", id" + dir
+	if f.Limit > 0 {
+		sql += " LIMIT " + arg(f.Limit)
+	}
+	if f.Offset > 0 {
+		sql += " OFFSET " + arg(f.Offset)
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing tenants: %w", err)
+	}
+	total := 0
+	ws, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Website, error) {
+		var w Website
+		err := r.Scan(&w.ID, &w.Subdomain, &w.CustomDomain, &w.Name, &w.Tier, &w.ShardName, &w.Status, &w.CreatedAt, &w.UpdatedAt, &total)
+		return w, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing tenants: %w", err)
+	}
+	if len(ws) == 0 && f.Offset > 0 {
+		// Past the last page: the window counted nothing.
+		if err := q.QueryRow(ctx, "SELECT count(*) FROM websites"+cond, args[:filterArgs]...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("counting tenants: %w", err)
+		}
+	}
+	return ws, total, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/benchenv"
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -221,7 +222,7 @@ func (b *fanOutBench) gather() (took, slow, others time.Duration) {
 	set := shard.NewSet(b.cfg)
 	defer set.Close()
 	start := time.Now()
-	tot := report.Gather(context.Background(), set, b.timeout)
+	tot := report.Gather(context.Background(), set, fanout.Options{Timeout: b.timeout}, nil)
 	took = time.Since(start)
 	if tot.RegistryError != "" {
 		t.Fatalf("fan-out: registry: %s", tot.RegistryError)
@@ -268,7 +269,9 @@ func (b *fanOutBench) alone() time.Duration {
 	set := shard.NewSet(b.cfg)
 	defer set.Close()
 	start := time.Now()
-	s := report.ShardFigures(context.Background(), set, benchSlowShard, b.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	s := report.ShardFigures(ctx, set, benchSlowShard)
+	cancel()
 	took := time.Since(start)
 	if w := b.want[benchSlowShard]; !s.Reachable || s.Properties != w.Properties || s.Messages != w.Messages {
 		t.Fatalf("slowest alone: %+v, want %+v", s, w)
@@ -299,7 +302,9 @@ func (b *fanOutBench) sequential() (time.Duration, report.Figures, map[string]re
 		t.Fatalf("sequential: registry: %v", err)
 	}
 	for _, name := range b.names {
-		s := report.ShardFigures(ctx, set, name, b.timeout)
+		sctx, cancel := context.WithTimeout(ctx, b.timeout)
+		s := report.ShardFigures(sctx, set, name)
+		cancel()
 		if !s.Reachable {
 			t.Fatalf("sequential: %s: %s", name, s.Error)
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -64,15 +65,17 @@ func (t Totals) Unreachable() []string {
 	return out
 }
 
-// Gather asks every shard of set for its figures concurrently, each within
-// timeout (DefaultTimeout if 0).
-func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Totals {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+// Gather asks every shard of set for its figures, several at once within
+// the connection budget (package fanout), each within o.Timeout
+// (DefaultTimeout if 0) from its turn. done, if not nil, is given each
+// shard's figures as they arrive, with how many have so far.
+func Gather(ctx context.Context, set *shard.Set, o fanout.Options, done func(k int, s Shard)) Totals {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
 	}
+	timeout := o.Timeout
 	start := time.Now()
-	names := set.Names()
-	out := Totals{Shards: make([]Shard, len(names))}
+	out := Totals{}
 	var tenants map[string]registry.ShardCount
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -82,9 +85,9 @@ func Gather(ctx context.Context, set *shard.Set, timeout time.Duration) Totals {
 			out.RegistryError = err.Error()
 		}
 	})
-	for i, name := range names {
-		wg.Go(func() { out.Shards[i] = ShardFigures(ctx, set, name, timeout) })
-	}
+	out.Shards = fanout.Each(ctx, set, set.Names(), o, func(ctx context.Context, name string) Shard {
+		return ShardFigures(ctx, set, name)
+	}, done)
 	wg.Wait()
 	for i := range out.Shards {
 		s := &out.Shards[i]
@@ -121,13 +124,11 @@ func countTenants(ctx context.Context, set *shard.Set, timeout time.Duration) (m
 }
 
 // ShardFigures counts one shard's properties and messages, over all its
-// tenants, and reads its database size, in one query within timeout. The
-// Tenants figure is left to the caller, who has the registry.
-func ShardFigures(ctx context.Context, set *shard.Set, name string, timeout time.Duration) Shard {
+// tenants, and reads its database size, in one query within ctx's deadline.
+// The Tenants figure is left to the caller, who has the registry.
+func ShardFigures(ctx context.Context, set *shard.Set, name string) Shard {
 	start := time.Now()
 	s := Shard{Name: name, Configured: true}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	pool, err := set.Pool(name)
 	if err == nil {
 		err = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM properties), (SELECT count(*) FROM messages),
@@ -136,11 +137,21 @@ func ShardFigures(ctx context.Context, set *shard.Set, name string, timeout time
 	s.Took = time.Since(start)
 	if err != nil {
 		s.Figures = Figures{}
-		s.Error = describe(ctx, err, timeout).Error()
+		s.Error = describe(ctx, err, allowed(ctx, start)).Error()
 		return s
 	}
 	s.Reachable = true
 	return s
+}
+
+// allowed is how long a visit that started at start had: until ctx's
+// deadline, rounded, as messages show it.
+func allowed(ctx context.Context, start time.Time) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Since(start).Round(10 * time.Millisecond)
+	}
+	return dl.Sub(start).Round(10 * time.Millisecond)
 }
 
 // describe says "no answer within" for a timeout instead of pgx's wording.

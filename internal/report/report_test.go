@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -92,7 +93,7 @@ func shardSet(t *testing.T, path string) *shard.Set {
 func TestGather_AddsUpEveryShard(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t, 0)
-	got := report.Gather(context.Background(), p.set, 5*time.Second)
+	got := report.Gather(context.Background(), p.set, fanout.Options{Timeout: 5 * time.Second}, nil)
 	if len(got.Shards) != 5 || got.RegistryError != "" {
 		t.Fatalf("report: %+v", got)
 	}
@@ -138,7 +139,7 @@ func TestGather_StoppedAndHungShards(t *testing.T) {
 				}
 			}
 			start := time.Now()
-			got := report.Gather(context.Background(), c.p.set, time.Second)
+			got := report.Gather(context.Background(), c.p.set, fanout.Options{Timeout: time.Second}, nil)
 			if took := time.Since(start); took > 3*time.Second {
 				t.Errorf("the report took %s with a timeout of 1s", took)
 			}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -23,13 +23,15 @@ type ShardInfo struct {
 	Premium    int    `json:"premium"`
 }
 
-// PingTimeout bounds the reachability check of one shard.
+// PingTimeout bounds the reachability check of one shard, from its turn.
 const PingTimeout = 3 * time.Second
 
 // List returns every configured shard, then every shard name the registry
 // references that the configuration lacks (Configured false): tenants there
-// are unavailable until it is configured again.
-func List(ctx context.Context, set *shard.Set) ([]ShardInfo, error) {
+// are unavailable until it is configured again. Shards are pinged several at
+// once within the connection budget; done, if not nil, is given each as it
+// answers.
+func List(ctx context.Context, set *shard.Set, done func(k int, s ShardInfo)) ([]ShardInfo, error) {
 	primary, err := set.Primary()
 	if err != nil {
 		return nil, err
@@ -39,23 +41,17 @@ func List(ctx context.Context, set *shard.Set) ([]ShardInfo, error) {
 		return nil, fmt.Errorf("reading the registry on primary: %w", err)
 	}
 	names := set.Names()
-	out := make([]ShardInfo, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
+	out := fanout.Each(ctx, set, names, fanout.Options{Timeout: PingTimeout}, func(ctx context.Context, name string) ShardInfo {
 		sh, _ := set.Shard(name)
 		c := counts[name]
-		out[i] = ShardInfo{Name: name, Configured: true, Database: sh.Database, Addr: sh.Addr(), Tenants: c.Tenants, Premium: c.Premium}
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, PingTimeout)
-			defer cancel()
-			if _, err := set.Ping(ctx, name); err != nil {
-				out[i].Error = err.Error()
-				return
-			}
-			out[i].Reachable = true
-		})
-	}
-	wg.Wait()
+		info := ShardInfo{Name: name, Configured: true, Database: sh.Database, Addr: sh.Addr(), Tenants: c.Tenants, Premium: c.Premium}
+		if _, err := set.Ping(ctx, name); err != nil {
+			info.Error = err.Error()
+			return info
+		}
+		info.Reachable = true
+		return info
+	}, done)
 	var missing []string
 	for name := range counts {
 		if _, err := set.Shard(name); err != nil {

@@ -102,6 +102,10 @@ func (s *Server) superAdmin(h handlerFunc) handlerFunc {
 					"This form's security token is missing or out of date, so it was refused. Nothing was changed; reload the page and try again.")
 			}
 		}
+		// The first signed-in request starts the server's own health
+		// poller, if it has one, so the shards are being checked by the
+		// time the dashboard is looked at.
+		s.poller()
 		return h(w, r.WithContext(context.WithValue(r.Context(), opsSessionKey{}, sess)))
 	}
 }
@@ -205,6 +209,7 @@ func (s *Server) opsLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.setOpsCookie(w, token, int(s.sessionTTL.Seconds()))
+	s.poller()
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 	return nil
 }

@@ -304,6 +304,7 @@ func TestOps_AccessTableCoversEveryRoute(t *testing.T) {
 func TestOps_AccessControl(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t, platformOptions{shards: 2, jobs: true})
+	p.fastHealth()
 	ctx := context.Background()
 	acme := p.tenant("acme", shard.Default)   // to migrate
 	bravo := p.tenant("bravo", shard.Default) // has a planned move
@@ -726,6 +727,9 @@ func TestOps_AccessControl(t *testing.T) {
 
 	t.Run("migrate to a shard whose server is stopped", func(t *testing.T) {
 		a := strconv.FormatInt(acme.ID, 10)
+		// The targets offered are the health poller's: every shard once it
+		// has checked them.
+		p.healthRound(t, false)
 		form := p.get("localhost", "/admin/tenants/"+a+"/migrate", cookie)
 		paWantStatus(t, "form", form, http.StatusOK, `<option value="shard_1"`, `<option value="shard_2"`)
 		// A fast shutdown: test servers do not sync commits.
@@ -733,6 +737,7 @@ func TestOps_AccessControl(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
+		p.healthRound(t, false)
 		form = p.get("localhost", "/admin/tenants/"+a+"/migrate", cookie)
 		paWantStatus(t, "form with shard_2 down", form, http.StatusOK, `<option value="shard_1"`)
 		if strings.Contains(form.Body, `<option value="shard_2"`) {

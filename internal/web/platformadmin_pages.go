@@ -3,23 +3,27 @@ package web
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/report"
 )
 
-// opsTimeout bounds each shard's answer on admin pages, so a page with a
-// shard down or hung still renders, its card red, within the request's own
-// deadline (see opsWithin).
+// opsTimeout bounds each shard's answer on the admin pages that ask a few
+// shards themselves (a tenant list's property counts, a tenant's rows), so
+// a page with a shard down or hung still renders, the shard's figures
+// unavailable, within the request's own deadline (see opsWithin).
 const opsTimeout = time.Second
 
 // opsMargin is what an admin page keeps of its request's time, after asking
@@ -41,13 +45,230 @@ func opsWithin(ctx context.Context) time.Duration {
 
 // ---- dashboard ----
 
+// The dashboard answers from the health poller's snapshot alone: with a
+// thousand shards, no view of it and no refresh asks any shard anything,
+// and it shows a page of cards, worst first, never all of them.
+const (
+	opsCardsPerPage = 24
+	// opsMaxSearch bounds the shard search, in characters.
+	opsMaxSearch = 100
+)
+
+// stateLabels name the states on the dashboard.
+var stateLabels = map[string]string{
+	ops.Red:           "Down",
+	ops.NotConfigured: "Not configured",
+	ops.Amber:         "Warning",
+	ops.Checking:      "Checking…",
+	ops.Green:         "Healthy",
+}
+
 type opsDashboardData struct {
-	Overview ops.Overview
+	Overview opsOverview
 	Moving   []journal.Move // unfinished moves
 }
 
+// opsOverview is the dashboard's refreshed part: totals, the count of
+// shards in each state, and one page of cards.
+type opsOverview struct {
+	Summary []opsStateCount
+	Cards   []opsCard
+	All     int // every shard
+	Matched int // the shards the filters keep
+	From    int // the first card's place among them, from 1
+	// State and Q are the filters in force; Page of Pages the page shown.
+	State, Q    string
+	Page, Pages int
+	Prev, Next  string // the neighbouring pages' addresses
+	Refresh     string // this fragment's address, with the same filters and page
+	Notices     []string
+	Totals      report.Totals
+	// FiguresReady says the totals have been gathered once; FiguresAge
+	// how long ago.
+	FiguresReady  bool
+	FiguresAge    string
+	RegistryError string
+}
+
+type opsStateCount struct {
+	State, Label string
+	Count        int
+	URL          string
+	Current      bool
+}
+
+// opsCard is a shard's card with what the page says of it.
+type opsCard struct {
+	ops.Card
+	Label   string // its state, in words
+	Checked string // how fresh its health is
+}
+
+// Checking says the shard has not been reached yet.
+func (c opsCard) Checking() bool { return c.Configured && c.Health == ops.Checking }
+
+// ago says how long before now t was, in the words a card uses.
+func ago(now, t time.Time) string {
+	switch d := now.Sub(t); {
+	case d < time.Second:
+		return "just now"
+	case d < 90*time.Second:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < 90*time.Minute:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	default:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	}
+}
+
+// overview draws the snapshot for the filters of the request's query:
+// state, q (part of a shard's name) and page. A filter that makes no
+// sense is dropped with a notice, never an error page.
+func overview(q url.Values, snap ops.Snapshot) opsOverview {
+	o := opsOverview{All: len(snap.Shards), Totals: snap.Totals, RegistryError: snap.RegistryError,
+		FiguresReady: !snap.FiguresAt.IsZero()}
+	if o.FiguresReady {
+		o.FiguresAge = ago(snap.At, snap.FiguresAt)
+	}
+	o.State = q.Get("state")
+	if o.State != "" && stateLabels[o.State] == "" {
+		o.Notices = append(o.Notices, fmt.Sprintf("There is no shard state %q, so every state is shown.", clip(o.State, 40)))
+		o.State = ""
+	}
+	o.Q = strings.TrimSpace(q.Get("q"))
+	if utf8.RuneCountInString(o.Q) > opsMaxSearch {
+		o.Notices = append(o.Notices, fmt.Sprintf("A search is at most %d characters long; this one was ignored, so every shard is shown.", opsMaxSearch))
+		o.Q = ""
+	}
+	counts := map[string]int{}
+	needle := strings.ToLower(o.Q)
+	var kept []ops.Card
+	for _, c := range snap.Shards {
+		counts[c.State()]++
+		if (o.State == "" || c.State() == o.State) && strings.Contains(strings.ToLower(c.Name), needle) {
+			kept = append(kept, c)
+		}
+	}
+	slices.SortStableFunc(kept, func(a, b ops.Card) int {
+		if c := cmp.Compare(ops.Severity(a.State()), ops.Severity(b.State())); c != 0 {
+			return c
+		}
+		return naturalCompare(a.Name, b.Name)
+	})
+	o.Matched = len(kept)
+	o.Pages = max(1, (len(kept)+opsCardsPerPage-1)/opsCardsPerPage)
+	o.Page = 1
+	if raw := q.Get("page"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		switch {
+		case err != nil || n < 1:
+			o.Notices = append(o.Notices, fmt.Sprintf("There is no page %q, so the first page is shown.", clip(raw, 40)))
+		case n > o.Pages:
+			o.Notices = append(o.Notices, fmt.Sprintf("There %s only %d page%s of shards, so the last one is shown.", isAre(o.Pages), o.Pages, plural(o.Pages)))
+			o.Page = o.Pages
+		default:
+			o.Page = n
+		}
+	}
+	from := (o.Page - 1) * opsCardsPerPage
+	o.From = from + 1
+	for _, c := range kept[from:min(from+opsCardsPerPage, len(kept))] {
+		card := opsCard{Card: c, Label: stateLabels[c.State()], Checked: "not checked yet"}
+		if !c.CheckedAt.IsZero() {
+			card.Checked = "checked " + ago(snap.At, c.CheckedAt)
+		}
+		o.Cards = append(o.Cards, card)
+	}
+	address := func(path, state string, page int) string {
+		v := url.Values{}
+		if state != "" {
+			v.Set("state", state)
+		}
+		if o.Q != "" {
+			v.Set("q", o.Q)
+		}
+		if page > 1 {
+			v.Set("page", strconv.Itoa(page))
+		}
+		if len(v) == 0 {
+			return path
+		}
+		return path + "?" + v.Encode()
+	}
+	for _, st := range ops.States {
+		o.Summary = append(o.Summary, opsStateCount{State: st, Label: stateLabels[st], Count: counts[st],
+			URL: address(opsPrefix, st, 1), Current: st == o.State})
+	}
+	if o.Page > 1 {
+		o.Prev = address(opsPrefix, o.State, o.Page-1)
+	}
+	if o.Page < o.Pages {
+		o.Next = address(opsPrefix, o.State, o.Page+1)
+	}
+	o.Refresh = address(opsPrefix+"/shards", o.State, o.Page)
+	return o
+}
+
+// AllURL is the dashboard with the search kept and every state shown.
+func (o opsOverview) AllURL() string {
+	if o.Q == "" {
+		return opsPrefix
+	}
+	return opsPrefix + "?" + url.Values{"q": {o.Q}}.Encode()
+}
+
+// To is the last card's place among the matched shards.
+func (o opsOverview) To() int { return o.From + len(o.Cards) - 1 }
+
+// Unreachable lists the shards the totals leave out.
+func (o opsOverview) Unreachable() []string { return o.Totals.Unreachable() }
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// clip shortens what a visitor typed for quoting it back.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// naturalCompare orders names with their numbers by value: shard_2 before
+// shard_10.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitsPrefix(a), digitsPrefix(b)
+		if da != "" && db != "" {
+			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+			if c := cmp.Or(cmp.Compare(len(na), len(nb)), cmp.Compare(na, nb)); c != 0 {
+				return c
+			}
+			a, b = a[len(da):], b[len(db):]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitsPrefix(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
 func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
-	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsWithin(r.Context()))}
+	d := opsDashboardData{Overview: overview(r.URL.Query(), s.poller().Snapshot())}
 	var err error
 	if d.Moving, err = journal.ListUnfinished(r.Context(), s.accounts); err != nil {
 		return err
@@ -55,10 +276,11 @@ func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
 	return s.renderOps(w, r, http.StatusOK, "ops/dashboard", "Platform operations", d)
 }
 
-// opsShardCards is the dashboard's cards and totals alone, which the page
-// fetches every few seconds to refresh itself.
+// opsShardCards is the dashboard's totals and cards alone, for the same
+// filters and page, which the page fetches every few seconds to refresh
+// itself.
 func (s *Server) opsShardCards(w http.ResponseWriter, r *http.Request) error {
-	d := opsDashboardData{Overview: ops.Gather(r.Context(), s.shards, opsWithin(r.Context()))}
+	d := opsDashboardData{Overview: overview(r.URL.Query(), s.poller().Snapshot())}
 	return s.pages.renderFragment(w, "ops/dashboard", "shard_overview", d)
 }
 
@@ -79,8 +301,13 @@ type opsTenantsData struct {
 	Sort     string
 	Desc     bool
 	Failed   map[string]string // shards whose counts are missing
-	Pager    pager
-	URL      *url.URL
+	// CountsAge says how old the counts are when they come from the
+	// health poller's figures (sorted by properties); Notice why the
+	// list is not sorted as asked.
+	CountsAge string
+	Notice    string
+	Pager     pager
+	URL       *url.URL
 }
 
 // sortURL is the tenants list address sorted by key: the other direction
@@ -109,16 +336,11 @@ func (d opsTenantsData) SortMark(key string) string {
 	return " ▲"
 }
 
-var tenantSorts = map[string]func(a, b opsTenantRow) int{
-	"name":       func(a, b opsTenantRow) int { return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) },
-	"subdomain":  func(a, b opsTenantRow) int { return cmp.Compare(a.Subdomain, b.Subdomain) },
-	"tier":       func(a, b opsTenantRow) int { return cmp.Compare(a.Tier, b.Tier) },
-	"shard":      func(a, b opsTenantRow) int { return cmp.Compare(a.ShardName, b.ShardName) },
-	"status":     func(a, b opsTenantRow) int { return cmp.Compare(a.Status, b.Status) },
-	"properties": func(a, b opsTenantRow) int { return cmp.Compare(a.Properties, b.Properties) },
-	"id":         func(a, b opsTenantRow) int { return cmp.Compare(a.ID, b.ID) },
-}
-
+// opsTenants lists a page of the registry, filtered, sorted and paged on
+// primary, and reads the property counts of that page's tenants alone from
+// their shards. Sorted by properties, the order (and the counts shown)
+// come from the health poller's last figures round instead, which counted
+// every tenant's properties in the background.
 func (s *Server) opsTenants(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	d := opsTenantsData{
@@ -129,54 +351,77 @@ func (s *Server) opsTenants(w http.ResponseWriter, r *http.Request) error {
 		Desc:    q.Get("dir") == "desc",
 		URL:     r.URL,
 	}
-	if _, ok := tenantSorts[d.Sort]; !ok {
+	if _, ok := registry.Sorts[d.Sort]; !ok && d.Sort != "properties" {
 		d.Sort = "name"
 	}
-	all, err := registry.List(r.Context(), s.accounts)
+	if utf8.RuneCountInString(d.Q) > opsMaxSearch {
+		d.Notice = fmt.Sprintf("A search is at most %d characters long; this one was ignored.", opsMaxSearch)
+		d.Q = ""
+	}
+	health := s.poller()
+	for _, c := range health.Snapshot().Shards {
+		d.Shards = append(d.Shards, c.Name)
+	}
+	slices.Sort(d.Shards)
+	page := pageParam(r)
+	d.Failed = map[string]string{}
+	f := registry.Filter{Premium: d.Premium, Shard: d.Shard, Search: d.Q, Sort: d.Sort, Desc: d.Desc}
+	if d.Sort == "properties" {
+		counts, at, problem := health.TenantProperties()
+		if !at.IsZero() {
+			return s.opsTenantsByProperties(w, r, d, f, page, counts, at, problem)
+		}
+		d.Notice = "Property counts are still being gathered in the background, so the list is sorted by name for now."
+		d.Sort, f.Sort, d.Desc, f.Desc = "name", "name", false, false
+	}
+	f.Limit, f.Offset = opsPerPage, (page-1)*opsPerPage
+	websites, total, err := registry.Page(r.Context(), s.accounts, f)
 	if err != nil {
 		return err
 	}
-	names := map[string]bool{}
-	for _, n := range s.shards.Names() {
-		names[n] = true
-	}
-	needle := strings.ToLower(d.Q)
-	var matched []registry.Website
-	for _, t := range all {
-		names[t.ShardName] = true
-		switch {
-		case d.Premium && t.Tier != registry.TierPremium,
-			d.Shard != "" && t.ShardName != d.Shard,
-			needle != "" && !strings.Contains(strings.ToLower(t.Name), needle) &&
-				!strings.Contains(t.Subdomain, needle) && !strings.Contains(t.CustomDomain, needle):
-			continue
-		}
-		matched = append(matched, t)
-	}
-	for n := range names {
-		d.Shards = append(d.Shards, n)
-	}
-	slices.Sort(d.Shards)
-	counts, failed := ops.PropertyCounts(r.Context(), s.shards, matched, opsWithin(r.Context()))
+	counts, failed := ops.PropertyCounts(r.Context(), s.shards, websites, opsWithin(r.Context()))
 	d.Failed = failed
-	rows := make([]opsTenantRow, len(matched))
-	for i, t := range matched {
+	for _, t := range websites {
+		n, ok := counts[t.ID]
+		d.Rows = append(d.Rows, opsTenantRow{Website: t, Properties: n, Known: ok})
+	}
+	d.Total = total
+	d.Pager = newPager(r, page, d.Total, opsPerPage)
+	return s.renderOps(w, r, http.StatusOK, "ops/tenants", "Tenants", d)
+}
+
+// opsTenantsByProperties is the tenant list sorted by the property counts
+// of the poller's last figures round, gathered at at; tenants whose shard
+// did not answer then come first (last, descending), as unavailable.
+func (s *Server) opsTenantsByProperties(w http.ResponseWriter, r *http.Request, d opsTenantsData, f registry.Filter,
+	page int, counts map[int64]int64, at time.Time, problem string) error {
+	websites, total, err := registry.Page(r.Context(), s.accounts, f)
+	if err != nil {
+		return err
+	}
+	rows := make([]opsTenantRow, len(websites))
+	for i, t := range websites {
 		n, ok := counts[t.ID]
 		rows[i] = opsTenantRow{Website: t, Properties: n, Known: ok}
 	}
-	by := tenantSorts[d.Sort]
-	slices.SortStableFunc(rows, func(a, b opsTenantRow) int {
-		c := by(a, b)
-		if c == 0 {
-			c = cmp.Compare(a.ID, b.ID)
+	rank := func(r opsTenantRow) int64 {
+		if !r.Known {
+			return -1
 		}
+		return r.Properties
+	}
+	slices.SortStableFunc(rows, func(a, b opsTenantRow) int {
+		c := cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.ID, b.ID))
 		if d.Desc {
 			return -c
 		}
 		return c
 	})
-	d.Total = len(rows)
-	page := pageParam(r)
+	d.CountsAge = ago(time.Now(), at)
+	if problem != "" {
+		d.Notice = "Property counts are unavailable: " + problem
+	}
+	d.Total = total
 	d.Pager = newPager(r, page, d.Total, opsPerPage)
 	from := min((page-1)*opsPerPage, len(rows))
 	d.Rows = rows[from:min(from+opsPerPage, len(rows))]
@@ -199,8 +444,11 @@ type opsTenantData struct {
 	Current      *journal.Move // the unfinished move, if any
 	Audit        []audit.Entry
 	Targets      []string // shards the tenant may move to
-	CanMigrate   bool
-	Target       string // chosen in a refused form
+	// Checking says some shards have not been checked yet, so they are
+	// not offered as targets.
+	Checking   bool
+	CanMigrate bool
+	Target     string // chosen in a refused form
 }
 
 func (s *Server) opsWebsite(r *http.Request) (registry.Website, error) {
@@ -236,7 +484,12 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 	}
 	d.CanMigrate = s.moves != nil && d.Current == nil && w.Status == registry.StatusActive
 	if d.CanMigrate {
-		d.Targets = ops.ReachableTargets(r.Context(), s.shards, w.ShardName, opsWithin(r.Context()))
+		// The poller's last word on each shard, not a ping of every
+		// shard: the move's pre-flight still refuses a target that does
+		// not answer.
+		snap := s.poller().Snapshot()
+		d.Targets = snap.Targets(w.ShardName)
+		d.Checking = slices.ContainsFunc(snap.Shards, func(c ops.Card) bool { return c.Configured && c.Health == ops.Checking })
 		ctx, cancel := context.WithTimeout(r.Context(), opsWithin(r.Context()))
 		d.Online, d.OnlineReason = s.moves.Online(ctx, w.ShardName)
 		cancel()

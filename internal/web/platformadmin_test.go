@@ -2,12 +2,15 @@ package web
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
+	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -279,4 +283,365 @@ func (p *platform) plannedMove(t *testing.T, sub, target string) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// setOwnHealth gives s poller as its own health poller, started on the
+// first platform admin request like the one New makes. Call it before any.
+func (s *Server) setOwnHealth(poller *ops.Poller) { s.setHealth(poller, true) }
+
+// setHealth gives s poller as its health poller; one it does not own it
+// never starts.
+func (s *Server) setHealth(poller *ops.Poller, own bool) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.health, s.ownHealth, s.healthStarted = poller, own, false
+}
+
+// fastHealth gives p's server a health poller that checks every shard
+// every 200 ms and gathers the figures every second, instead of every 5 and
+// 60 seconds, so tests wait for it briefly. Call it before any platform
+// admin request.
+func (p *platform) fastHealth() {
+	p.server.setOwnHealth(ops.NewPoller(p.set, p.primary, ops.PollerOptions{
+		Interval: 200 * time.Millisecond, FiguresInterval: time.Second, Timeout: time.Second}))
+}
+
+// healthRound starts the server's health poller if it is not running and
+// waits until it has finished a health round begun after the call, and,
+// with figures, a figures round too: what the admin shows of the shards is
+// then at least as new as the call.
+func (p *platform) healthRound(t testing.TB, figures bool) ops.Snapshot {
+	t.Helper()
+	poller := p.server.poller()
+	then := poller.Snapshot()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := poller.Wait(ctx, func(s ops.Snapshot) bool {
+		// The round running now may have begun before the call: the one
+		// after it has not.
+		return s.Round >= then.Round+2 && (!figures || s.FiguresRound >= then.FiguresRound+2)
+	})
+	if err != nil {
+		t.Fatalf("waiting for the health poller: %v (it is at %+v)", err, poller.Snapshot())
+	}
+	return poller.Snapshot()
+}
+
+// The dashboard's filters, summary and pages, drawn from a snapshot of 100
+// shards in every state: worst first, then by name with numbers in order;
+// filters and pages kept in the refresh address; nonsense in the query
+// dropped with a notice.
+func TestOps_DashboardOverview(t *testing.T) {
+	now := time.Now()
+	snap := ops.Snapshot{At: now, FiguresAt: now.Add(-40 * time.Second)}
+	states := map[int]string{3: ops.Red, 50: ops.Red, 7: ops.Amber, 10: ops.Checking, 11: ops.Checking}
+	for i := 1; i <= 100; i++ {
+		c := ops.Card{Name: fmt.Sprintf("shard_%d", i), Configured: true, Health: ops.Green, CheckedAt: now.Add(-3 * time.Second)}
+		if st, ok := states[i]; ok {
+			c.Health = st
+		}
+		if c.Health == ops.Checking {
+			c.CheckedAt = time.Time{}
+		}
+		snap.Shards = append(snap.Shards, c)
+	}
+	snap.Shards = append(snap.Shards, ops.Card{Name: "shard_900", Health: ops.Red, Error: "not in the configuration"})
+	names := func(o opsOverview) []string {
+		var out []string
+		for _, c := range o.Cards {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	q := func(raw string) url.Values {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	o := overview(url.Values{}, snap)
+	if got := names(o)[:7]; !slices.Equal(got, []string{"shard_3", "shard_50", "shard_900", "shard_7", "shard_10", "shard_11", "shard_1"}) {
+		t.Errorf("first cards %v: want red, not configured, amber, checking, then green by number", got)
+	}
+	if len(o.Cards) != opsCardsPerPage || o.Page != 1 || o.Pages != 5 || o.Matched != 101 || o.All != 101 || o.Prev != "" ||
+		o.Next != "/admin?page=2" || o.Refresh != "/admin/shards" || len(o.Notices) != 0 || o.From != 1 || o.To() != 24 {
+		t.Errorf("first page: %d cards, page %d of %d, %d matched, prev %q next %q refresh %q, notices %v, %d–%d",
+			len(o.Cards), o.Page, o.Pages, o.Matched, o.Prev, o.Next, o.Refresh, o.Notices, o.From, o.To())
+	}
+	var summary []string
+	for _, c := range o.Summary {
+		summary = append(summary, fmt.Sprintf("%s:%d", c.State, c.Count))
+	}
+	if want := []string{"red:2", "unconfigured:1", "amber:1", "checking:2", "green:95"}; !slices.Equal(summary, want) {
+		t.Errorf("summary %v, want %v, worst first", summary, want)
+	}
+	if c := o.Cards[4]; c.Label != "Checking…" || c.Checked != "not checked yet" || !c.Checking() {
+		t.Errorf("a shard not checked yet: %+v", c)
+	}
+	if c := o.Cards[6]; c.Label != "Healthy" || c.Checked != "checked 3 s ago" {
+		t.Errorf("a green shard: label %q, %q", c.Label, c.Checked)
+	}
+	if c := o.Cards[2]; c.Label != "Not configured" || c.Health != ops.Red {
+		t.Errorf("the unconfigured shard: %+v", c)
+	}
+	if !o.FiguresReady || o.FiguresAge != "40 s ago" {
+		t.Errorf("figures ready %v, %q", o.FiguresReady, o.FiguresAge)
+	}
+
+	o = overview(q("state=green&q=SHARD_1&page=2"), snap)
+	// green shards whose name holds shard_1: 1, 12-19, 100, 10-19 less
+	// 10 and 11 (checking): shard_1, shard_12..shard_19, shard_100: 10.
+	if o.Matched != 10 || o.Pages != 1 || o.Page != 1 || len(o.Notices) != 1 || !strings.Contains(o.Notices[0], "only 1 page") {
+		t.Errorf("green shard_1*, page 2: %d matched, page %d of %d, notices %v; want 10 on the one page, and a notice", o.Matched, o.Page, o.Pages, o.Notices)
+	}
+	if o.Refresh != "/admin/shards?q=SHARD_1&state=green" || o.State != ops.Green || o.Q != "SHARD_1" {
+		t.Errorf("refresh %q, state %q, q %q", o.Refresh, o.State, o.Q)
+	}
+	if got := names(o); !slices.Equal(got, []string{"shard_1", "shard_12", "shard_13", "shard_14", "shard_15", "shard_16", "shard_17", "shard_18", "shard_19", "shard_100"}) {
+		t.Errorf("green shard_1*: %v", got)
+	}
+	o = overview(q("page=3&state=green"), snap)
+	if o.Page != 3 || o.Prev != "/admin?page=2&state=green" || o.Next != "/admin?page=4&state=green" || o.Refresh != "/admin/shards?page=3&state=green" ||
+		names(o)[0] != "shard_54" {
+		t.Errorf("green, page 3: page %d, prev %q, next %q, refresh %q, first %s", o.Page, o.Prev, o.Next, o.Refresh, names(o)[0])
+	}
+
+	for raw, notice := range map[string]string{
+		"state=bogus":                   `There is no shard state "bogus"`,
+		"state=%3Cscript%3E":            `There is no shard state "<script>"`,
+		"page=0":                        `There is no page "0"`,
+		"page=-1":                       `There is no page "-1"`,
+		"page=abc":                      `There is no page "abc"`,
+		"page=99999999999999999999":     `There is no page "99999999999999999999"`,
+		"page=1000000":                  "There are only 5 pages of shards, so the last one is shown.",
+		"q=" + strings.Repeat("x", 101): "A search is at most 100 characters long",
+	} {
+		o := overview(q(raw), snap)
+		if len(o.Notices) != 1 || !strings.Contains(o.Notices[0], notice) {
+			t.Errorf("%s: notices %v, want %q", clip(raw, 30), o.Notices, notice)
+		}
+		if o.Matched != 101 || len(o.Cards) == 0 {
+			t.Errorf("%s: %d matched, %d cards; want every shard", clip(raw, 30), o.Matched, len(o.Cards))
+		}
+		if strings.Contains(o.Refresh, "bogus") || strings.Contains(o.Refresh, "xxx") || strings.Contains(o.Refresh, "page=0") {
+			t.Errorf("%s: refresh %q keeps what was dropped", clip(raw, 30), o.Refresh)
+		}
+	}
+	if o := overview(q("page=1000000"), snap); o.Page != 5 || o.Refresh != "/admin/shards?page=5" || len(o.Cards) != 5 {
+		t.Errorf("page 1000000: page %d, refresh %q, %d cards; want the last page", o.Page, o.Refresh, len(o.Cards))
+	}
+	if o := overview(q("q="+strings.Repeat("é", 100)), snap); len(o.Notices) != 0 || o.Matched != 0 {
+		t.Errorf("a search of 100 characters (200 bytes): notices %v, %d matched", o.Notices, o.Matched)
+	}
+	// Before the first rounds.
+	o = overview(url.Values{}, ops.Snapshot{At: now, Shards: []ops.Card{{Name: "default", Configured: true, Health: ops.Checking}}})
+	if o.FiguresReady || len(o.Cards) != 1 || o.Cards[0].Label != "Checking…" {
+		t.Errorf("before any round: figures ready %v, cards %+v", o.FiguresReady, o.Cards)
+	}
+}
+
+// The dashboard and its refresh fragment, served: a shard not checked yet
+// is "Checking…", never down, and is not offered as a move's target; then,
+// checked, every shard is green with its figures; filters show on the page
+// and in its refresh address; nonsense in the query gives the page with a
+// notice.
+func TestOps_DashboardServed(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 2, jobs: true})
+	acme := p.tenant("acme", shard.Default)
+	p.tenant("bravo", "shard_1")
+	cookie, _ := p.superAdmin("ops@example.com")
+
+	// A poller that never runs: every shard stays as it was before the
+	// first round.
+	p.server.setHealth(ops.NewPoller(p.set, p.primary, ops.PollerOptions{}), false)
+	dash := p.get("localhost", "/admin", cookie)
+	wantStatus(t, dash, http.StatusOK)
+	if n := strings.Count(dash.Body, `data-health="checking"`); n != 3 || strings.Contains(dash.Body, `class="health red"`) ||
+		!strings.Contains(dash.Body, `<span class="health checking">Checking…</span>`) || !strings.Contains(dash.Body, `data-figures="gathering"`) ||
+		!strings.Contains(dash.Body, "gathering…") || !strings.Contains(dash.Body, "not checked yet") {
+		t.Errorf("before the first round: %d cards checking, want 3, none down, totals gathering\n%s", n, excerpt(dash.Body))
+	}
+	form := p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate", cookie)
+	wantStatus(t, form, http.StatusOK)
+	if strings.Contains(form.Body, `<option value="shard_1"`) || !strings.Contains(form.Body, "data-checking") {
+		t.Errorf("the migrate form offers a shard not checked yet, or does not say why none is offered:\n%s", excerpt(form.Body))
+	}
+
+	p.fastHealth()
+	p.healthRound(t, true)
+	dash = p.get("localhost", "/admin", cookie)
+	wantStatus(t, dash, http.StatusOK)
+	if n := strings.Count(dash.Body, `data-health="green"`); n != 3 || !strings.Contains(dash.Body, `data-figures="ready"`) ||
+		!regexp.MustCompile(`data-state-count="green"[^>]*><b>3</b>`).MatchString(dash.Body) ||
+		!regexp.MustCompile(`data-field="checked">checked (just now|\d+ s ago)<`).MatchString(dash.Body) ||
+		!regexp.MustCompile(`data-field="figures-age">as of (just now|\d+ s ago)<`).MatchString(dash.Body) {
+		t.Errorf("checked: %d green cards, want 3, with their freshness and the totals' age\n%s", n, excerpt(dash.Body))
+	}
+	form = p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate", cookie)
+	if !strings.Contains(form.Body, `<option value="shard_1"`) || !strings.Contains(form.Body, `<option value="shard_2"`) || strings.Contains(form.Body, "data-checking") {
+		t.Errorf("the migrate form once every shard is checked:\n%s", excerpt(form.Body))
+	}
+
+	filtered := p.get("localhost", "/admin?state=green&q=shard_", cookie)
+	wantStatus(t, filtered, http.StatusOK)
+	if !strings.Contains(filtered.Body, `data-refresh="/admin/shards?q=shard_&amp;state=green"`) || strings.Contains(filtered.Body, `data-shard="default"`) ||
+		!strings.Contains(filtered.Body, `data-shard="shard_1"`) || !strings.Contains(filtered.Body, `<option value="green" selected>`) ||
+		!strings.Contains(filtered.Body, `value="shard_"`) {
+		t.Errorf("filtered to green shard_*: the page or its refresh address lacks the filters\n%s", excerpt(filtered.Body))
+	}
+	fragment := p.get("localhost", "/admin/shards?state=green&q=shard_", cookie)
+	wantStatus(t, fragment, http.StatusOK)
+	if strings.Contains(fragment.Body, "<html") || strings.Contains(fragment.Body, `data-shard="default"`) || strings.Count(fragment.Body, `data-health="green"`) != 2 {
+		t.Errorf("the refresh fragment, filtered: want shard_1 and shard_2 alone, without the layout\n%s", excerpt(fragment.Body))
+	}
+	for _, c := range []struct{ query, notice string }{
+		{"state=down", `There is no shard state &#34;down&#34;`},
+		{"page=0", `There is no page &#34;0&#34;`},
+		{"page=-1", `There is no page &#34;-1&#34;`},
+		{"page=99999999999999999999", `There is no page`},
+		{"page=7", "There is only 1 page of shards, so the last one is shown."},
+		{"q=" + strings.Repeat("a", 101), "A search is at most 100 characters long"},
+		{"state=%3Cscript%3Ealert(1)%3C/script%3E", `There is no shard state &#34;&lt;script&gt;alert(1)&lt;/script&gt;&#34;`},
+	} {
+		for _, path := range []string{"/admin?", "/admin/shards?"} {
+			r := p.get("localhost", path+c.query, cookie)
+			if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, c.notice) || strings.Count(r.Body, "data-health=") != 3 || strings.Contains(r.Body, "<script>alert") {
+				t.Errorf("%s%s: status %d; want the page with every shard and the notice %q\n%s", path, clip(c.query, 40), r.StatusCode, c.notice, excerpt(r.Body))
+			}
+		}
+	}
+}
+
+// The tenant list pages the registry on primary: each page reads the
+// property counts of its own tenants, live; sorted by properties it uses
+// the health poller's background counts instead and says how old they
+// are, or, before they are gathered, sorts by name and says why.
+func TestOps_TenantList(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 2})
+	ctx := context.Background()
+	props := map[string]int{}
+	var names []string
+	for i := range 30 {
+		sub := fmt.Sprintf("t%02d", i)
+		sh := []string{shard.Default, "shard_1", "shard_2"}[i%3]
+		tier := registry.TierPremium
+		if sh == shard.Default {
+			tier = registry.TierStandard
+		}
+		// Names in another order than the subdomains, in both cases.
+		name := fmt.Sprintf("%c%s Homes", "abcdefghijklmnopqrstuvwxyzABCD"[(i*7)%30], sub)
+		nw := registry.New{Subdomain: sub, Name: name, Tier: tier, ShardName: sh}
+		if i == 5 {
+			nw.CustomDomain = "www.five-estates.example"
+		}
+		w, err := registry.Create(ctx, p.primary, nw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+		if n := (i * 5) % 17; n > 0 {
+			pool, err := p.set.Pool(sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := movertest.Fill(ctx, pool, w.ID, movertest.Options{Properties: n}); err != nil {
+				t.Fatal(err)
+			}
+			props[sub] = n
+		}
+	}
+	cookie, _ := p.superAdmin("ops@example.com")
+	// A poller that has not gathered anything yet.
+	p.server.setHealth(ops.NewPoller(p.set, p.primary, ops.PollerOptions{}), false)
+	rowRE := regexp.MustCompile(`(?s)<tr data-tenant="([^"]+)">.*?<td data-field="properties">([^<]*)<`)
+	list := func(path string) (subs []string, counts map[string]string, body string) {
+		t.Helper()
+		r := p.get("localhost", path, cookie)
+		wantStatus(t, r, http.StatusOK)
+		counts = map[string]string{}
+		for _, m := range rowRE.FindAllStringSubmatch(r.Body, -1) {
+			subs = append(subs, m[1])
+			counts[m[1]] = m[2]
+		}
+		return subs, counts, r.Body
+	}
+	bySub := func(subs []string) []string {
+		out := slices.Clone(subs)
+		slices.Sort(out)
+		return out
+	}
+
+	// By name (case does not matter), 25 a page, each with its count read
+	// live.
+	first, counts, body := list("/admin/tenants")
+	second, _, _ := list("/admin/tenants?page=2")
+	all := append(first, second...)
+	sorted := slices.Clone(names)
+	slices.SortFunc(sorted, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	var wantOrder []string
+	for _, n := range sorted {
+		wantOrder = append(wantOrder, strings.Fields(n)[0][1:])
+	}
+	if len(first) != opsPerPage || len(second) != 5 || !slices.Equal(all, wantOrder) || !strings.Contains(body, "30 shown") {
+		t.Errorf("by name: %v then %v; want %v, 25 a page, 30 shown", first, second, wantOrder)
+	}
+	for _, sub := range first {
+		if want := strconv.Itoa(props[sub]); counts[sub] != want {
+			t.Errorf("%s: %q properties, want %s", sub, counts[sub], want)
+		}
+	}
+	if subs, _, _ := list("/admin/tenants?sort=subdomain&dir=desc"); subs[0] != "t29" || subs[24] != "t05" {
+		t.Errorf("by subdomain, descending: %v", subs)
+	}
+	if subs, _, _ := list("/admin/tenants?sort=shard&page=2"); !slices.Equal(subs, []string{"t17", "t20", "t23", "t26", "t29"}) {
+		t.Errorf("by shard, page 2: %v; want the last five of shard_2, by id", subs)
+	}
+	if subs, _, _ := list("/admin/tenants?premium=1&shard=shard_1&sort=id"); !slices.Equal(subs, []string{"t01", "t04", "t07", "t10", "t13", "t16", "t19", "t22", "t25", "t28"}) {
+		t.Errorf("premium on shard_1 by id: %v", subs)
+	}
+	for q, want := range map[string][]string{"T1": {"t10", "t11", "t12", "t13", "t14", "t15", "t16", "t17", "t18", "t19"}, "five-est": {"t05"}, "Homes": first, "nobody": nil} {
+		if subs, _, _ := list("/admin/tenants?q=" + url.QueryEscape(q)); !slices.Equal(bySub(subs), bySub(want)) {
+			t.Errorf("search %q: %v, want %v", q, subs, want)
+		}
+	}
+	if _, _, body := list("/admin/tenants?q=" + strings.Repeat("x", 101)); !strings.Contains(body, "A search is at most 100 characters long") || !strings.Contains(body, "30 shown") {
+		t.Errorf("an over-long search: want every tenant and a notice\n%s", excerpt(body))
+	}
+
+	// By properties, before any figures: by name, with a notice.
+	subs, _, body := list("/admin/tenants?sort=properties&dir=desc")
+	if !slices.Equal(subs, first) || !strings.Contains(body, "still being gathered") || strings.Contains(body, `data-field="counts-age"`) {
+		t.Errorf("by properties before the figures: %v; want by name, with a notice\n%s", subs, excerpt(body))
+	}
+	// Once gathered: by the background counts, most first, ties by id
+	// (descending too), with their age.
+	p.fastHealth()
+	p.healthRound(t, true)
+	subs, counts, body = list("/admin/tenants?sort=properties&dir=desc")
+	type row struct {
+		sub string
+		n   int
+	}
+	var rows []row
+	for i := range 30 {
+		sub := fmt.Sprintf("t%02d", i)
+		rows = append(rows, row{sub, props[sub]})
+	}
+	slices.SortStableFunc(rows, func(a, b row) int { return -cmp.Or(cmp.Compare(a.n, b.n), strings.Compare(a.sub, b.sub)) })
+	var want []string
+	for _, r := range rows[:opsPerPage] {
+		want = append(want, r.sub)
+	}
+	if !slices.Equal(subs, want) || !strings.Contains(body, `data-field="counts-age"`) || strings.Contains(body, "still being gathered") {
+		t.Errorf("by properties: %v, want %v, with the counts' age\n%s", subs, want, excerpt(body))
+	}
+	for _, sub := range subs {
+		if want := strconv.Itoa(props[sub]); counts[sub] != want {
+			t.Errorf("by properties, %s: %q, want %s", sub, counts[sub], want)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/metrics"
 	"github.com/propertywebbuilder/pwb/internal/moves"
+	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/throttle"
@@ -61,6 +63,12 @@ type Options struct {
 	// as queued jobs: give it a queue (package jobs). Without it the admin
 	// shows moves but cannot start, resume or abort them.
 	Moves *moves.Service
+	// Health reads every shard's health and figures for the platform
+	// admin in the background, once per process however many look at it;
+	// its owner runs it (Run). When nil the server makes its own, started
+	// on the first platform admin request and stopped when the shard set
+	// is closed.
+	Health *ops.Poller
 }
 
 // Server is the platform's HTTP handler.
@@ -82,6 +90,12 @@ type Server struct {
 	metrics         *metrics.Metrics
 	moves           *moves.Service
 	handler         http.Handler
+	// health is the platform admin's poller; ownHealth says the server
+	// made it and starts it on first use (healthStarted, under healthMu).
+	healthMu      sync.Mutex
+	health        *ops.Poller
+	ownHealth     bool
+	healthStarted bool
 	// streams ends when the server shuts down, and with it every
 	// long-lived response.
 	streams      context.Context
@@ -117,6 +131,10 @@ func New(o Options) (*Server, error) {
 		photos:         o.Photos,
 		metrics:        o.Metrics,
 		moves:          o.Moves,
+		health:         o.Health,
+	}
+	if s.health == nil {
+		s.health, s.ownHealth = ops.NewPoller(o.Shards, primary, ops.PollerOptions{}), true
 	}
 	for _, d := range o.PlatformDomains {
 		d = strings.ToLower(strings.TrimSpace(d))
@@ -169,6 +187,18 @@ func orRule(r throttle.Rule, l config.Limit) throttle.Rule {
 // RuleOf is the throttle rule of a configured limit.
 func RuleOf(l config.Limit) throttle.Rule {
 	return throttle.Rule{Limit: l.Max, Window: l.Window, Lock: l.Lock, MaxLock: l.MaxLock}
+}
+
+// poller returns the platform admin's health poller, starting the server's
+// own on first use. Its own runs until the shard set is closed.
+func (s *Server) poller() *ops.Poller {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.ownHealth && !s.healthStarted {
+		s.healthStarted = true
+		go func() { _ = s.health.Run(context.Background()) }()
+	}
+	return s.health
 }
 
 // CloseStreams ends every long-lived response (server-sent events), for a
