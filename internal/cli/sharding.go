@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,33 +72,60 @@ func (a *app) shardingListCommand() *cobra.Command {
 			if err := a.ctx.Err(); err != nil {
 				return err
 			}
-			if asJSON {
-				return a.printJSON(infos)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tTENANTS\tPREMIUM")
-			missing := 0
+			var down, missing []string
 			for _, s := range infos {
-				name, reach := s.Name, "yes"
 				switch {
 				case !s.Configured:
-					missing++
-					name, reach = s.Name+" !! NOT CONFIGURED", "-"
+					missing = append(missing, s.Name)
 				case !s.Reachable:
-					reach = "NO: " + s.Error
+					down = append(down, s.Name)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
 			}
-			if err := tw.Flush(); err != nil {
+			if asJSON {
+				if err := a.printJSON(infos); err != nil {
+					return err
+				}
+			} else if err := a.printShardList(infos, len(set.Names()), start); err != nil {
 				return err
 			}
-			a.checkedLine(len(set.Names()), start)
-			if missing > 0 {
-				fmt.Fprintf(a.stdout, "WARNING: %d shard name(s) used by tenants are missing from the configuration; those tenants are unavailable.\n", missing)
+			// Like report totals and db status: exit 1 when a shard is
+			// missing, after the list.
+			var problems []string
+			if len(down) > 0 {
+				problems = append(problems, fmt.Sprintf("%d of %d shards did not answer: %s", len(down), len(set.Names()), listShort(down, 10)))
+			}
+			if len(missing) > 0 {
+				problems = append(problems, fmt.Sprintf("%d shard name(s) used by tenants are missing from the configuration, so those tenants are unavailable: %s",
+					len(missing), listShort(missing, 10)))
+			}
+			if len(problems) > 0 {
+				return errors.New(strings.Join(problems, "; "))
 			}
 			return nil
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// printShardList prints sharding list's table, closed by when the n
+// configured shards were checked.
+func (a *app) printShardList(infos []sharding.ShardInfo, n int, start time.Time) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tTENANTS\tPREMIUM")
+	for _, s := range infos {
+		name, reach := s.Name, "yes"
+		switch {
+		case !s.Configured:
+			name, reach = s.Name+" !! NOT CONFIGURED", "-"
+		case !s.Reachable:
+			reach = "NO: " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	a.checkedLine(n, start)
+	return nil
 }

@@ -21,9 +21,12 @@ func TestShardingList_CountsAndFlagsMissingShards(t *testing.T) {
 	pgtest.Exec(t, c.URL["default"], "UPDATE websites SET shard_name = 'shard_9' WHERE subdomain = 'stray'")
 
 	var infos []sharding.ShardInfo
-	if err := json.Unmarshal([]byte(mustPWB(t, c.ConfigPath, "sharding", "list", "--json")), &infos); err != nil {
+	r := pwb(t, c.ConfigPath, "sharding", "list", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil {
 		t.Fatal(err)
 	}
+	// The missing shard makes it exit 1, as report totals does.
+	wantRefused(t, r, "missing from the configuration, so those tenants are unavailable: shard_9")
 	got := map[string]sharding.ShardInfo{}
 	for _, i := range infos {
 		got[i.Name] = i
@@ -48,8 +51,12 @@ func TestShardingList_CountsAndFlagsMissingShards(t *testing.T) {
 
 	// Stop shard_2's server: it is listed as unreachable, the rest still shown.
 	c.Servers[2].Stop(context.Background(), true)
-	text := mustPWB(t, c.ConfigPath, "sharding", "list")
-	for _, want := range []string{"shard_9 !! NOT CONFIGURED", "WARNING", "NO: ", "pwb_test_shard_1"} {
+	r = pwb(t, c.ConfigPath, "sharding", "list")
+	text := r.stdout
+	if r.code != ExitFailed || !strings.Contains(r.stderr, "1 of 3 shards did not answer: shard_2; 1 shard name(s) used by tenants are missing from the configuration, so those tenants are unavailable: shard_9") {
+		t.Errorf("sharding list with shard_2 down and shard_9 missing: exit %d, stderr %q; want 1, naming both", r.code, r.stderr)
+	}
+	for _, want := range []string{"shard_9 !! NOT CONFIGURED", "NO: ", "pwb_test_shard_1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("sharding list does not show %q:\n%s", want, text)
 		}

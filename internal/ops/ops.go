@@ -9,10 +9,12 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,7 +59,12 @@ type Pool struct {
 // Card is one shard's health card. A shard the registry names but the
 // configuration lacks has Configured false and only its tenant counts.
 type Card struct {
-	Name       string        `json:"shard"`
+	Name string `json:"shard"`
+	// Order is the shard's place among the configured shards with their
+	// names in natural order (shard_2 before shard_10), worked out once, so
+	// a page of a thousand cards sorts on numbers; shards the
+	// configuration lacks share the last place.
+	Order      int           `json:"-"`
 	Configured bool          `json:"configured"`
 	Database   string        `json:"database,omitempty"`
 	Addr       string        `json:"addr,omitempty"`
@@ -342,4 +349,33 @@ func TableCounts(ctx context.Context, set *shard.Set, w registry.Website, timeou
 		return nil, fmt.Errorf("counting rows of tenant %d on %q: %s", w.ID, w.ShardName, describe(ctx, err, timeout))
 	}
 	return out, nil
+}
+
+// NaturalCompare orders names with their numbers by value: shard_2 before
+// shard_10.
+func NaturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitsPrefix(a), digitsPrefix(b)
+		if da != "" && db != "" {
+			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+			if c := cmp.Or(cmp.Compare(len(na), len(nb)), cmp.Compare(na, nb)); c != 0 {
+				return c
+			}
+			a, b = a[len(da):], b[len(db):]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitsPrefix(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
 }

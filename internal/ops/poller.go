@@ -108,10 +108,12 @@ func NewPoller(set *shard.Set, primary *pgxpool.Pool, o PollerOptions) *Poller {
 		}
 	}
 	p := &Poller{set: set, primary: primary, o: o, names: set.Names(), index: map[string]int{}, changed: make(chan struct{})}
+	natural := slices.SortedFunc(slices.Values(p.names), NaturalCompare)
 	for i, name := range p.names {
 		p.index[name] = i
 		sh, _ := set.Shard(name)
-		p.cards = append(p.cards, Card{Name: name, Configured: true, Database: sh.Database, Addr: sh.Addr(), Health: Checking})
+		order, _ := slices.BinarySearchFunc(natural, name, NaturalCompare)
+		p.cards = append(p.cards, Card{Name: name, Order: order, Configured: true, Database: sh.Database, Addr: sh.Addr(), Health: Checking})
 	}
 	return p
 }
@@ -174,7 +176,9 @@ func (p *Poller) Check(ctx context.Context) error {
 				// Not the shard's doing: its last state stands.
 			default:
 				p.mu.Lock()
-				p.cards[p.index[r.card.Name]] = r.card
+				i := p.index[r.card.Name]
+				r.card.Order = p.cards[i].Order
+				p.cards[i] = r.card
 				p.mu.Unlock()
 			}
 		})
@@ -381,7 +385,7 @@ func (p *Poller) Snapshot() Snapshot {
 	}
 	for _, fs := range f.totals.Shards {
 		if !fs.Configured {
-			s.Shards = append(s.Shards, Card{Name: fs.Name, Health: Red, Tenants: fs.Tenants, Premium: fs.Premium,
+			s.Shards = append(s.Shards, Card{Name: fs.Name, Order: len(p.names), Health: Red, Tenants: fs.Tenants, Premium: fs.Premium,
 				Error: "not in the configuration", FiguresAt: f.at, CheckedAt: f.at,
 				Why: "tenants reference this shard, but the configuration does not name it: their sites are unavailable"})
 		}

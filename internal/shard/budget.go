@@ -37,11 +37,12 @@ type budget struct {
 	waited time.Duration
 
 	// steal closes one idle connection of a pool other than except's, and
-	// reports whether it did.
-	steal func(except string) bool
+	// reports whether it did; primary's last idle connection only when
+	// lastResort.
+	steal func(except string, lastResort bool) bool
 }
 
-func newBudget(max int, steal func(string) bool) *budget {
+func newBudget(max int, steal func(string, bool) bool) *budget {
 	return &budget{max: max, freed: make(chan struct{}), closed: make(chan struct{}), steal: steal}
 }
 
@@ -59,6 +60,12 @@ func (b *budget) close() {
 // stealRetry is how often a waiting dial looks again for an idle connection
 // to close: connections come back to their pools without telling the budget.
 const stealRetry = 20 * time.Millisecond
+
+// primaryGrace is how long a waiting dial leaves primary's last idle
+// connection alone: every request needs primary, so a dial that can wait
+// a moment for another slot should, but under a cap too small for
+// anything else it must not wait for ever.
+const primaryGrace = 250 * time.Millisecond
 
 // take waits for a slot for a connection to shard, until ctx ends.
 func (b *budget) take(ctx context.Context, shard string) error {
@@ -83,7 +90,7 @@ func (b *budget) take(ctx context.Context, shard string) error {
 		}
 		freed := b.freed
 		b.mu.Unlock()
-		if b.steal(shard) {
+		if b.steal(shard, time.Since(start) > primaryGrace) {
 			b.mu.Lock()
 			b.steals++
 			b.mu.Unlock()
@@ -192,12 +199,18 @@ func (s *Set) touch(ctx context.Context, name string) {
 // stealIdle closes one idle connection of the least recently used pool
 // other than except's, to make room under the budget: a shard busy now is
 // likely busy again in a moment, one left alone for a while is not.
-func (s *Set) stealIdle(except string) bool {
+func (s *Set) stealIdle(except string, lastResort bool) bool {
 	s.mu.Lock()
 	var victim *pgxpool.Pool
 	oldest := int64(math.MaxInt64)
 	for name, p := range s.pools {
-		if name == except || p.Stat().IdleConns() == 0 {
+		idle := p.Stat().IdleConns()
+		// Primary keeps its last idle connection unless a dial has waited
+		// past primaryGrace: every request reads the registry or a session
+		// there, and a background visit to a thousand shards, which closes
+		// what it opens, would otherwise find primary the only pool with
+		// one to take, again and again.
+		if name == except || idle == 0 || name == Default && idle == 1 && !lastResort {
 			continue
 		}
 		if used := s.lastUse[name].Load(); used < oldest {

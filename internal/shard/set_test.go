@@ -65,7 +65,7 @@ func TestPoolSettingsFromConfig(t *testing.T) {
 // context as ErrBusy, or when a slot is given back.
 func TestBudgetWaitsAndGivesBack(t *testing.T) {
 	stolen := 0
-	b := newBudget(2, func(string) bool { stolen++; return false })
+	b := newBudget(2, func(string, bool) bool { stolen++; return false })
 	ctx := context.Background()
 	for range 2 {
 		if err := b.take(ctx, "s"); err != nil {

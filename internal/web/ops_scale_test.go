@@ -348,7 +348,7 @@ func TestOps_ThousandShards(t *testing.T) {
 				red = append(red, c.Name)
 			}
 		}
-		slices.SortFunc(red, naturalCompare)
+		slices.SortFunc(red, ops.NaturalCompare)
 		if !slices.Equal(red, down) {
 			t.Errorf("red shards %v, want %v", red, down)
 		}

@@ -142,18 +142,26 @@ func overview(q url.Values, snap ops.Snapshot) opsOverview {
 	}
 	counts := map[string]int{}
 	needle := strings.ToLower(o.Q)
-	var kept []ops.Card
-	for _, c := range snap.Shards {
-		counts[c.State()]++
-		if (o.State == "" || c.State() == o.State) && strings.Contains(strings.ToLower(c.Name), needle) {
+	// The cards kept, as pointers into the snapshot, ordered worst first
+	// and by name: with a thousand cards, moving the cards themselves
+	// would cost more than all the rest of the page.
+	var kept []*ops.Card
+	for i := range snap.Shards {
+		c := &snap.Shards[i]
+		state := c.State()
+		counts[state]++
+		if (o.State == "" || state == o.State) && (needle == "" || strings.Contains(strings.ToLower(c.Name), needle)) {
 			kept = append(kept, c)
 		}
 	}
-	slices.SortStableFunc(kept, func(a, b ops.Card) int {
+	slices.SortFunc(kept, func(a, b *ops.Card) int {
 		if c := cmp.Compare(ops.Severity(a.State()), ops.Severity(b.State())); c != 0 {
 			return c
 		}
-		return naturalCompare(a.Name, b.Name)
+		if c := cmp.Compare(a.Order, b.Order); c != 0 {
+			return c
+		}
+		return ops.NaturalCompare(a.Name, b.Name) // shards the configuration lacks
 	})
 	o.Matched = len(kept)
 	o.Pages = max(1, (len(kept)+opsCardsPerPage-1)/opsCardsPerPage)
@@ -173,7 +181,7 @@ func overview(q url.Values, snap ops.Snapshot) opsOverview {
 	from := (o.Page - 1) * opsCardsPerPage
 	o.From = from + 1
 	for _, c := range kept[from:min(from+opsCardsPerPage, len(kept))] {
-		card := opsCard{Card: c, Label: stateLabels[c.State()], Checked: "not checked yet"}
+		card := opsCard{Card: *c, Label: stateLabels[c.State()], Checked: "not checked yet"}
 		if !c.CheckedAt.IsZero() {
 			card.Checked = "checked " + ago(snap.At, c.CheckedAt)
 		}
@@ -236,35 +244,6 @@ func clip(s string, n int) string {
 		return string(r[:n]) + "…"
 	}
 	return s
-}
-
-// naturalCompare orders names with their numbers by value: shard_2 before
-// shard_10.
-func naturalCompare(a, b string) int {
-	for a != "" && b != "" {
-		da, db := digitsPrefix(a), digitsPrefix(b)
-		if da != "" && db != "" {
-			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
-			if c := cmp.Or(cmp.Compare(len(na), len(nb)), cmp.Compare(na, nb)); c != 0 {
-				return c
-			}
-			a, b = a[len(da):], b[len(db):]
-			continue
-		}
-		if a[0] != b[0] {
-			return cmp.Compare(a[0], b[0])
-		}
-		a, b = a[1:], b[1:]
-	}
-	return cmp.Compare(len(a), len(b))
-}
-
-func digitsPrefix(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return s[:i]
 }
 
 func (s *Server) opsDashboard(w http.ResponseWriter, r *http.Request) error {
