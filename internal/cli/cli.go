@@ -118,8 +118,13 @@ func (a *app) rootCommand() *cobra.Command {
 		Short:         "PropertyWebBuilder: multi-tenant real-estate websites on sharded PostgreSQL",
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          noArgs,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+			return cmd.Help()
+		},
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "database configuration file (default $PWB_CONFIG or "+DefaultConfigPath+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -135,18 +140,37 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Short: short,
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var names []string
-			for _, s := range cmd.Commands() {
-				names = append(names, s.Name())
-			}
 			if len(args) > 0 {
-				return usagef("unknown command %q for %q (choose one of: %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+				return unknownCommand(cmd, args[0])
 			}
-			return usagef("%q needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))
+			return usagef("%q needs a subcommand: %s", cmd.CommandPath(), strings.Join(subcommands(cmd), ", "))
 		},
 	}
 	c.AddCommand(subs...)
 	return c
+}
+
+// unknownCommand refuses name as a subcommand of cmd, suggesting the
+// closest ones (a typo, or the start of a name) or else listing them all.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // typos of one or two letters
+	}
+	if close := cmd.SuggestionsFor(name); len(close) > 0 {
+		return usagef("unknown command %q for %q: did you mean %s?", name, cmd.CommandPath(), strings.Join(close, " or "))
+	}
+	return usagef("unknown command %q for %q (choose one of: %s)", name, cmd.CommandPath(), strings.Join(subcommands(cmd), ", "))
+}
+
+// subcommands names cmd's visible subcommands.
+func subcommands(cmd *cobra.Command) []string {
+	var names []string
+	for _, s := range cmd.Commands() {
+		if s.IsAvailableCommand() {
+			names = append(names, s.Name())
+		}
+	}
+	return names
 }
 
 // exactArgs is cobra.ExactArgs with named arguments and a usage error.
@@ -218,7 +242,7 @@ func (a *app) shards() (*shard.Set, error) {
 // checkShardFlag refuses a --shard value that is not configured.
 func checkShardFlag(set *shard.Set, name string) error {
 	if _, err := set.Shard(name); err != nil {
-		return fmt.Errorf("--shard %s: not configured (configured: %v)", name, set.Names())
+		return fmt.Errorf("--shard %s: not configured (configured: %s)", name, listShort(set.Names(), 10))
 	}
 	return nil
 }

@@ -116,6 +116,29 @@ func TestUsageErrorsExitWithTwo(t *testing.T) {
 	}
 }
 
+// An unknown command is called so, with the closest commands suggested, or
+// else every command listed as "a, b, c".
+func TestUnknownCommandsSuggestTheClosest(t *testing.T) {
+	t.Parallel()
+	cfg := pgtest.WriteConfig(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"shardng", "list"}, `unknown command "shardng" for "pwb": did you mean sharding?`},
+		{[]string{"tenant", "list"}, `unknown command "tenant" for "pwb": did you mean tenants?`},
+		{[]string{"db", "stauts"}, `unknown command "stauts" for "pwb db": did you mean status?`},
+		{[]string{"sharding", "mov"}, `unknown command "mov" for "pwb sharding": did you mean moves?`},
+		{[]string{"bogus"}, `unknown command "bogus" for "pwb" (choose one of: completion, db, dev, report, serve, sharding, tenants, users)`},
+		{[]string{"db", "xyzzy"}, `unknown command "xyzzy" for "pwb db" (choose one of: create, migrate, status)`},
+	} {
+		r := pwb(t, cfg, c.args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("pwb %s: exit %d, stderr %q; want %d and %q", strings.Join(c.args, " "), r.code, r.stderr, ExitUsage, c.want)
+		}
+	}
+}
+
 func TestConfigErrorsAreOneLine(t *testing.T) {
 	t.Parallel()
 	r := pwb(t, "/nonexistent/database.yml", "db", "status")

@@ -163,7 +163,7 @@ func (a *app) dbMigrate(o migrateOptions) error {
 	}
 	if o.Canary != "" {
 		if _, err := set.Shard(o.Canary); err != nil {
-			return usagef("--canary %s: not configured (configured: %v)", o.Canary, set.Names())
+			return usagef("--canary %s: not configured (configured: %s)", o.Canary, listShort(set.Names(), 10))
 		}
 	}
 	start := time.Now()

@@ -77,7 +77,8 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if os.Geteuid() == 0 {
 		// A folder the postgres user cannot reach is refused with a way out.
-		r := pwb(t, cfg, "dev", "--dir", filepath.Join(dir, "x"))
+		// Any free port: the default, 3000, may be taken on this machine.
+		r := pwb(t, cfg, "dev", "--dir", filepath.Join(dir, "x"), "--addr", "127.0.0.1:0")
 		wantRefused(t, r, "--dir")
 	}
 	os.Chmod(dir, 0o755)

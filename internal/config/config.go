@@ -411,20 +411,28 @@ func parseEntry(w where, n *yaml.Node, lookup func(string) (string, bool)) (s Sh
 			return s, false, fw("pool").errorf("must be a non-negative integer, got %q", p)
 		}
 	}
-	for key, d := range map[string]*time.Duration{"idle_timeout": &s.IdleTimeout, "checkout_timeout": &s.CheckoutTimeout} {
-		if v := vals[key]; v != "" {
-			if *d, err = seconds(v); err != nil {
-				return s, false, fw(key).errorf("%v", err)
+	// In a fixed order, so that of two bad fields the same one is named
+	// every time.
+	for _, f := range []struct {
+		key string
+		d   *time.Duration
+	}{{"idle_timeout", &s.IdleTimeout}, {"checkout_timeout", &s.CheckoutTimeout}} {
+		if v := vals[f.key]; v != "" {
+			if *f.d, err = seconds(v); err != nil {
+				return s, false, fw(f.key).errorf("%v", err)
 			}
 		}
 	}
-	for key, b := range map[string]**bool{"prepared_statements": &s.PreparedStatements, "advisory_locks": &s.AdvisoryLocks} {
-		if v := vals[key]; v != "" {
+	for _, f := range []struct {
+		key string
+		b   **bool
+	}{{"prepared_statements", &s.PreparedStatements}, {"advisory_locks", &s.AdvisoryLocks}} {
+		if v := vals[f.key]; v != "" {
 			on, err := parseBool(v)
 			if err != nil {
-				return s, false, fw(key).errorf("%v", err)
+				return s, false, fw(f.key).errorf("%v", err)
 			}
-			*b = &on
+			*f.b = &on
 		}
 	}
 	if m := vals["sslmode"]; m != "" {

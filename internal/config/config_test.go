@@ -318,6 +318,27 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// Of several bad fields, the same one is named every time.
+func TestParseErrors_SameFieldEveryTime(t *testing.T) {
+	const yaml = "production:\n  primary:\n    database: a\n    advisory_locks: maybe\n    checkout_timeout: soon\n" +
+		"    prepared_statements: perhaps\n    idle_timeout: later\n"
+	var first string
+	for range 50 {
+		_, err := Parse([]byte(yaml), file, "production", env(nil))
+		if err == nil {
+			t.Fatal("Parse succeeded, want error")
+		}
+		if first == "" {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("errors differ between runs:\n%s\n%s", first, err)
+		}
+	}
+	if !strings.Contains(first, "idle_timeout") {
+		t.Errorf("error %q; want the durations checked first, idle_timeout before checkout_timeout", first)
+	}
+}
+
 func checkError(t *testing.T, err error) {
 	t.Helper()
 	msg := err.Error()

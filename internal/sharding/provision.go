@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,7 +39,11 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 	}
 	targetPool, err := set.Pool(target)
 	if err != nil {
-		return registry.Website{}, refuse("shard %q is not configured (configured: %v)", target, set.Names())
+		names := set.Names()
+		if len(names) > 10 {
+			names = append(names[:10:10], fmt.Sprintf("%d more", len(names)-10))
+		}
+		return registry.Website{}, refuse("shard %q is not configured (configured: %s)", target, strings.Join(names, ", "))
 	}
 
 	var out registry.Website
