@@ -3,15 +3,19 @@ GO ?= go
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: dev test build deps bench bench-wrk bench-move bench-report bench-conns lint
+.PHONY: dev test build deps deps-run bench bench-wrk bench-move bench-report bench-conns lint
 
 deps:
 	@scripts/install-deps.sh
 
+# What running the platform needs, no more: PostgreSQL and the Go modules.
+deps-run:
+	@scripts/install-deps.sh run
+
 build:
 	$(GO) build -o bin/pwb ./cmd/pwb
 
-dev: deps build
+dev: deps-run build
 	./bin/pwb dev
 
 test: deps lint

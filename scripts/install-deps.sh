@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what `make dev` and `make test` need on a fresh Debian machine:
-# the PostgreSQL server binaries (pwb runs real PostgreSQL, never a stand-in),
-# Chromium for the browser tests, PgBouncer for the pooler tests, wrk for the
-# HTTP benchmark, and the Go modules. Safe to run again: it installs only what is missing.
+# Installs what `make dev` and `make test` need on a fresh Debian machine.
+# Running the platform (`install-deps.sh run`, for `make dev`) needs the
+# PostgreSQL server binaries (pwb runs real PostgreSQL, never a stand-in)
+# and the Go modules; testing it (no argument, for `make test` and the
+# benchmarks) also needs Chromium for the browser tests, PgBouncer for the
+# pooler tests and wrk for the HTTP benchmark. Safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 
 have_postgres() {
@@ -17,9 +20,11 @@ as_root() {
 
 missing=()
 have_postgres || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+if [ "${1:-}" != run ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]} ..."
   as_root apt-get update -qq

@@ -122,7 +122,7 @@ func TestAudit_Provision(t *testing.T) {
 	// A log that cannot be written does not undo or fail the operation: it
 	// warns after a success, and says so on the one line of a refusal.
 	pgtest.Exec(t, c.URL[shard.Default], "ALTER TABLE audit_log RENAME TO audit_log_away")
-	r := pwb(t, cfg, "sharding", "provision", "newco", "default")
+	r := pwb(t, cfg, "sharding", "provision", "newco", "default", "--yes")
 	if r.code != 0 || !strings.Contains(r.stdout, "now on shard default") ||
 		!strings.HasPrefix(r.stderr, "pwb: warning: this provision is missing from the audit log: ") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("provision with the audit log gone: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)

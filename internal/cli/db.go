@@ -331,7 +331,7 @@ func (a *app) printStatus(status []migrations.ShardStatus) error {
 		}
 		reach := "yes"
 		if !s.Reachable || s.Error != "" {
-			reach = "NO: " + s.Error
+			reach = "NO: " + cellError(s.Error)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, pending)
 	}

@@ -106,7 +106,11 @@ func TestMove_Crash(t *testing.T) {
 	}
 	env.neighboursBefore = env.neighbourDigests(t)
 
-	wantRefused(t, pwb(t, c.ConfigPath, "sharding", "resume", "999999"), "no such move")
+	r := pwb(t, c.ConfigPath, "sharding", "resume", "999999")
+	wantRefused(t, r, "no such move")
+	if r.stdout != "" {
+		t.Errorf("resuming an unknown move printed %q before refusing", r.stdout)
+	}
 	wantRefused(t, pwb(t, c.ConfigPath, "sharding", "abort", "999999", "--yes"), "no such move")
 
 	// The uninterrupted move every resumed one must match, then a resume at

@@ -72,7 +72,7 @@ func (a *app) printTotals(t report.Totals) error {
 		status := "ok"
 		props, msgs, size := count(s.Properties), count(s.Messages), bytesText(s.SizeBytes)
 		if !s.Reachable {
-			status = "UNREACHABLE: " + s.Error
+			status = "UNREACHABLE: " + cellError(s.Error)
 			props, msgs, size = "-", "-", "-"
 		}
 		tenants := count(int64(s.Tenants))

@@ -94,7 +94,20 @@ func TestThousandShards_EveryCommandReachesEveryHealthyShard(t *testing.T) {
 		pgtest.Exec(t, shards[i].Server.URL("postgres"), "ALTER DATABASE "+shards[i].DB+" ALLOW_CONNECTIONS false")
 		down = append(down, name)
 	}
-	t.Run("five refusing connections", func(t *testing.T) { check(t, down) })
+	t.Run("five refusing connections", func(t *testing.T) {
+		check(t, down)
+		// The text table clips each refusal, which PostgreSQL words at
+		// length, so the columns stay on a screen.
+		r := pwb(t, cfg, "db", "status")
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if n := len([]rune(line)); n > 160 {
+				t.Errorf("db status line of %d characters:\n%s", n, line)
+			}
+			if strings.HasPrefix(line, "shard_3 ") && !strings.HasSuffix(strings.TrimRight(line, " -0123456789/"), "…") {
+				t.Errorf("the refusal is not clipped: %s", line)
+			}
+		}
+	})
 }
 
 // wantLines checks that a command printed one "[k/N]" line per shard, k

@@ -11,6 +11,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
 )
 
@@ -22,33 +23,7 @@ func (a *app) shardingCommand() *cobra.Command {
 		a.shardingResumeCommand(),
 		a.shardingAbortCommand(),
 		a.shardingVerifyCommand(),
-		&cobra.Command{
-			Use:   "provision TENANT SHARD",
-			Short: "Assign a new, empty tenant to a shard",
-			Long: `Assigns a new, empty tenant (website id or subdomain) to a shard. Refuses,
-changing nothing, if the tenant already has data (use 'pwb sharding migrate'),
-is not active, or the shard is unknown, unreachable or not migrated.`,
-			Args: exactArgs("TENANT", "SHARD"),
-			RunE: func(_ *cobra.Command, args []string) error {
-				set, primary, err := a.primary()
-				if err != nil {
-					return err
-				}
-				// Read for the audit line only: Provision finds the tenant
-				// again with its row locked, and says why if it cannot.
-				e := audit.Entry{Action: audit.Provision, Tenant: args[0], Target: args[1]}
-				if before, err := registry.Find(a.ctx, primary, args[0]); err == nil {
-					e = e.ForWebsite(before)
-					e.Source = before.ShardName
-				}
-				w, err := sharding.Provision(a.ctx, set, args[0], args[1])
-				if err != nil {
-					return a.audit(e, err)
-				}
-				fmt.Fprintf(a.stdout, "Tenant %d (%s) is now on shard %s\n", w.ID, w.Subdomain, w.ShardName)
-				return a.audit(e.ForWebsite(w), nil)
-			},
-		},
+		a.shardingProvisionCommand(),
 	)
 }
 
@@ -119,7 +94,7 @@ func (a *app) printShardList(infos []sharding.ShardInfo, n int, start time.Time)
 		case !s.Configured:
 			name, reach = s.Name+" !! NOT CONFIGURED", "-"
 		case !s.Reachable:
-			reach = "NO: " + s.Error
+			reach = "NO: " + cellError(s.Error)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
 	}
@@ -128,4 +103,49 @@ func (a *app) printShardList(infos []sharding.ShardInfo, n int, start time.Time)
 	}
 	a.checkedLine(n, start)
 	return nil
+}
+
+func (a *app) shardingProvisionCommand() *cobra.Command {
+	var yes bool
+	c := &cobra.Command{
+		Use:   "provision TENANT SHARD [--yes]",
+		Short: "Assign a new, empty tenant to a shard",
+		Long: `Assigns a new, empty tenant (website id or subdomain) to a shard. Refuses,
+changing nothing, if the tenant already has data (use 'pwb sharding migrate'),
+is not active, or the shard is unknown, unreachable or not migrated. A tenant
+already given a shard of its own is pointed elsewhere only once confirmed
+(or with --yes).`,
+		Args: exactArgs("TENANT", "SHARD"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			set, primary, err := a.primary()
+			if err != nil {
+				return err
+			}
+			// Read for the audit line and the question only: Provision finds
+			// the tenant again with its row locked, and says why if it cannot.
+			e := audit.Entry{Action: audit.Provision, Tenant: args[0], Target: args[1]}
+			if before, err := registry.Find(a.ctx, primary, args[0]); err == nil {
+				e = e.ForWebsite(before)
+				e.Source = before.ShardName
+				// Asked only when the change could go ahead: a refusal
+				// (an unknown shard, say) is better told at once.
+				_, targetErr := set.Shard(args[1])
+				_, currentErr := set.Shard(before.ShardName)
+				if before.ShardName != shard.Default && before.ShardName != args[1] && targetErr == nil && currentErr == nil && !yes {
+					q := fmt.Sprintf("Tenant %d (%s) is already provisioned on shard %s. Point it at %s instead?", before.ID, before.Subdomain, before.ShardName, args[1])
+					if err := a.confirm(q); err != nil {
+						return a.audit(e, fmt.Errorf("%w: %w", sharding.ErrRefused, err))
+					}
+				}
+			}
+			w, err := sharding.Provision(a.ctx, set, args[0], args[1])
+			if err != nil {
+				return a.audit(e, err)
+			}
+			fmt.Fprintf(a.stdout, "Tenant %d (%s) is now on shard %s\n", w.ID, w.Subdomain, w.ShardName)
+			return a.audit(e.ForWebsite(w), nil)
+		},
+	}
+	c.Flags().BoolVar(&yes, "yes", false, "do not ask before pointing a provisioned tenant at another shard")
+	return c
 }

@@ -525,8 +525,12 @@ type moveView struct {
 
 func (a *app) moveView(asJSON bool) *moveView {
 	v := &moveView{a: a, json: asJSON}
+	// A bar needs a terminal whose width is known: elsewhere the move is
+	// told line by line.
 	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !asJSON {
-		v.tty = f
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			v.tty = f
+		}
 	}
 	return v
 }
@@ -640,15 +644,17 @@ func (v *moveView) barEvent(e mover.Event) {
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	if v.bar == nil {
-		return
+	if v.bar == nil || e.Rows == 0 {
+		return // drawn from the first rows on: a rate of nothing yet reads "0 rows/hr"
 	}
 	desc := string(e.Phase)
 	if e.Table != "" {
 		desc += " " + e.Table
 	}
-	v.bar.Describe(desc)
+	// The count first: Describe draws the bar at once, and drawn before
+	// its first rows it would say "0 rows/hr".
 	v.bar.Set64(min(e.Rows, max(e.RowsTotal, 1)))
+	v.bar.Describe(desc)
 }
 
 // clear removes the progress bar before other output.

@@ -74,10 +74,29 @@ func TestShardingProvision_MovesEmptyTenant(t *testing.T) {
 	if s := pgtest.QueryValue[string](t, c.URL["default"], "SELECT shard_name FROM websites WHERE subdomain = 'newco'"); s != "shard_1" {
 		t.Errorf("registry says %s", s)
 	}
-	// and back, by id
-	mustPWB(t, c.ConfigPath, "sharding", "provision", "1", "default")
+	// Back to default, by id: it is already provisioned, so the question
+	// comes first; anything but yes, or no answer, changes nothing.
+	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": c.ConfigPath}
+	for _, answer := range []string{"", "no\n", "maybe\n"} {
+		r := pwbInput(env, answer, "sharding", "provision", "1", "default")
+		if r.code != ExitFailed || !strings.Contains(r.stderr, "already provisioned on shard shard_1. Point it at default instead?") ||
+			!strings.Contains(r.stderr, "not confirmed") {
+			t.Errorf("answer %q: exit %d, stderr %q; want the question, then a refusal", answer, r.code, r.stderr)
+		}
+		if s := pgtest.QueryValue[string](t, c.URL["default"], "SELECT shard_name FROM websites WHERE id = 1"); s != "shard_1" {
+			t.Fatalf("answer %q: registry says %s; want shard_1, unchanged", answer, s)
+		}
+	}
+	if r := pwbInput(env, "yes\n", "sharding", "provision", "1", "default"); r.code != ExitOK || !strings.Contains(r.stdout, "now on shard default") {
+		t.Errorf("confirmed: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	if s := pgtest.QueryValue[string](t, c.URL["default"], "SELECT shard_name FROM websites WHERE id = 1"); s != "default" {
 		t.Errorf("registry says %s", s)
+	}
+	// From default, nothing is asked; --yes skips the question.
+	mustPWB(t, c.ConfigPath, "sharding", "provision", "newco", "shard_1")
+	if out := mustPWB(t, c.ConfigPath, "sharding", "provision", "newco", "default", "--yes"); !strings.Contains(out, "now on shard default") {
+		t.Errorf("provision --yes: %s", out)
 	}
 }
 

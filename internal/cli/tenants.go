@@ -56,6 +56,11 @@ func (a *app) tenantsCreateCommand() *cobra.Command {
 				return a.printJSON(w)
 			}
 			fmt.Fprintf(a.stdout, "Created tenant %d: %s (%s, %s) on shard %s\n", w.ID, w.Subdomain, w.Name, w.Tier, w.ShardName)
+			if w.Tier == registry.TierPremium && w.ShardName == shard.Default {
+				// A premium tenant's point is a database of its own.
+				fmt.Fprintf(a.stdout, "Note: premium, but on the shared shard %s until it is given its own: pwb sharding provision %s SHARD\n",
+					shard.Default, w.Subdomain)
+			}
 			return nil
 		},
 	}

@@ -13,8 +13,14 @@ func TestTenants_CreateAndList(t *testing.T) {
 	t.Parallel()
 	c := migratedCluster(t, 1)
 	out := mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "Acme", "--name", "Acme Realty")
-	if !strings.Contains(out, "acme") || !strings.Contains(out, "default") {
+	if !strings.Contains(out, "acme") || !strings.Contains(out, "default") || strings.Contains(out, "Note:") {
 		t.Errorf("create output: %s", out)
+	}
+	// A premium tenant left on the shared shard is told so, and how to
+	// give it its own.
+	out = mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "waiting", "--name", "Waiting", "--tier", "premium")
+	if !strings.Contains(out, "Note: premium, but on the shared shard default until it is given its own: pwb sharding provision waiting SHARD") {
+		t.Errorf("create output for a premium tenant on default: %s", out)
 	}
 	var w registry.Website
 	if err := json.Unmarshal([]byte(mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "prestige",
@@ -29,11 +35,11 @@ func TestTenants_CreateAndList(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustPWB(t, c.ConfigPath, "tenants", "list", "--json")), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Subdomain != "acme" || list[1].Subdomain != "prestige" {
+	if len(list) != 3 || list[0].Subdomain != "acme" || list[1].Subdomain != "waiting" || list[2].Subdomain != "prestige" {
 		t.Errorf("list: %+v", list)
 	}
 	text := mustPWB(t, c.ConfigPath, "tenants", "list")
-	for _, want := range []string{"acme", "Prestige", "premium", "shard_1", "2 tenant(s)"} {
+	for _, want := range []string{"acme", "Prestige", "premium", "shard_1", "3 tenant(s)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("list does not show %q:\n%s", want, text)
 		}

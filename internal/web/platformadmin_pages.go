@@ -410,7 +410,10 @@ func (s *Server) opsTenantsByProperties(w http.ResponseWriter, r *http.Request, 
 // ---- tenant details ----
 
 type opsTenantData struct {
-	Website   registry.Website
+	Website registry.Website
+	// SiteURL is the tenant's site, on its custom domain if it has one,
+	// else as a subdomain of the host the admin is served on.
+	SiteURL   string
 	Tables    []ops.TableCount
 	TablesErr string
 	Rows      int64
@@ -438,8 +441,22 @@ func (s *Server) opsWebsite(r *http.Request) (registry.Website, error) {
 	return registry.Get(r.Context(), s.accounts, id)
 }
 
+// siteURL is the address of w's site for an operator looking at the admin
+// through r: its custom domain, else its subdomain of r's host (with r's
+// port), over the scheme r came in by.
+func siteURL(r *http.Request, w registry.Website) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if w.CustomDomain != "" {
+		return scheme + "://" + w.CustomDomain + "/"
+	}
+	return scheme + "://" + w.Subdomain + "." + r.Host + "/"
+}
+
 func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData, error) {
-	d := opsTenantData{Website: w}
+	d := opsTenantData{Website: w, SiteURL: siteURL(r, w)}
 	var err error
 	if d.Tables, err = ops.TableCounts(r.Context(), s.shards, w, opsWithin(r.Context())); err != nil {
 		d.TablesErr = err.Error()

@@ -46,6 +46,14 @@ func TestOps_PagesAndAMoveThroughTheForm(t *testing.T) {
 		r := p.get("localhost", path, cookie)
 		wantStatus(t, r, http.StatusOK)
 	}
+	// The tenant's page links to its site and site admin, on the admin's
+	// own host.
+	page := p.get("localhost:3000", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10), cookie)
+	for _, link := range []string{`href="http://acme.localhost:3000/" data-site-link`, `href="http://acme.localhost:3000/site_admin/login" data-site-admin-link`} {
+		if !strings.Contains(page.Body, link) {
+			t.Errorf("tenant page lacks %s", link)
+		}
+	}
 	premium := p.get("localhost", "/admin/tenants?premium=1", cookie)
 	if strings.Contains(premium.Body, `data-tenant="acme"`) || !strings.Contains(premium.Body, `data-tenant="bravo"`) {
 		t.Errorf("premium filter: want bravo only\n%s", excerpt(premium.Body))
@@ -479,6 +487,10 @@ func TestOps_DashboardServed(t *testing.T) {
 		!regexp.MustCompile(`data-field="checked">checked (just now|\d+ s ago)<`).MatchString(dash.Body) ||
 		!regexp.MustCompile(`data-field="figures-age">as of (just now|\d+ s ago)<`).MatchString(dash.Body) {
 		t.Errorf("checked: %d green cards, want 3, with their freshness and the totals' age\n%s", n, excerpt(dash.Body))
+	}
+	// Each card's tenant count leads to the tenant list of that shard.
+	if !strings.Contains(dash.Body, `<a href="/admin/tenants?shard=shard_1" data-tenants-link>1 (0 standard, 1 premium)</a>`) {
+		t.Errorf("shard_1's card does not link its tenants to the list filtered to it\n%s", excerpt(dash.Body))
 	}
 	form = p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate", cookie)
 	if !strings.Contains(form.Body, `<option value="shard_1"`) || !strings.Contains(form.Body, `<option value="shard_2"`) || strings.Contains(form.Body, "data-checking") {

@@ -74,6 +74,8 @@ func TestResolve_FindsTheTenantByHeaderSubdomainAndCustomDomain(t *testing.T) {
 		{"acme.localhost", "prestige", 200, prem.Name},
 		{"localhost", "", 200, "Websites for estate agents"},
 		{"pwb.localhost", "", 200, "Websites for estate agents"},
+		// The platform's own home leads its operators to the admin.
+		{"localhost", "", 200, `<a class="button" href="/admin" data-admin-link>Platform operations</a>`},
 		{"127.0.0.1", "", 404, "There is no website at 127.0.0.1"},
 		{"nobody.localhost", "", 404, "There is no website at nobody.localhost"},
 		{"unknown-domain.example", "", 404, "There is no website at unknown-domain.example"},
