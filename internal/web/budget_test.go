@@ -64,11 +64,11 @@ func startBudgetShards(t testing.TB, n int, opts ...pgtest.Options) (*pgtest.Man
 	return many, sites
 }
 
-// serveBudget serves the shards of many through a web server whose shard
-// set has the config's connection settings.
-func serveBudget(t testing.TB, many *pgtest.ManyShards, sites []registry.Website, o pgtest.ConfigOptions) *budgetPlatform {
+// budgetSet opens the shards of many as a web server would, with the
+// config's connection settings, and starts a registry cache on primary;
+// both end with the test.
+func budgetSet(t testing.TB, many *pgtest.ManyShards, o pgtest.ConfigOptions) (*shard.Set, *pgxpool.Pool, *registry.Cache) {
 	t.Helper()
-	ctx := context.Background()
 	path := pgtest.WriteConfigWith(t, o, many.Shards...)
 	cfg, err := config.Load(path, "test")
 	if err != nil {
@@ -80,12 +80,20 @@ func serveBudget(t testing.TB, many *pgtest.ManyShards, sites []registry.Website
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &budgetPlatform{many: many, set: set, sites: sites}
 	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
-	if err := cache.Start(ctx); err != nil {
+	if err := cache.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
+	return set, primary, cache
+}
+
+// serveBudget serves the shards of many through a web server whose shard
+// set has the config's connection settings.
+func serveBudget(t testing.TB, many *pgtest.ManyShards, sites []registry.Website, o pgtest.ConfigOptions) *budgetPlatform {
+	t.Helper()
+	set, _, cache := budgetSet(t, many, o)
+	p := &budgetPlatform{many: many, set: set, sites: sites}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := metrics.New(set, cache, log)
 	srv, err := New(Options{Shards: set, Registry: cache, Logger: log, Metrics: m})

@@ -18,11 +18,9 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
-	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
-	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
 
@@ -142,22 +140,7 @@ func TestOps_ThousandShards(t *testing.T) {
 	t.Logf("%d shard databases on %d servers and %d tenants in %s", scaleShards, len(many.Servers), scaleShards+scaleStandard,
 		time.Since(began).Round(time.Second))
 
-	path := pgtest.WriteConfigWith(t, pgtest.ConfigOptions{Env: map[string]string{"max_connections_total": strconv.Itoa(scaleBudget)}}, many.Shards...)
-	cfg, err := config.Load(path, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := shard.NewSet(cfg, shard.WithConnectTimeout(2*time.Second))
-	t.Cleanup(set.Close)
-	primary, err := set.Primary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache := registry.NewCache(primary, registry.CacheOptions{TTL: 5 * time.Second})
-	if err := cache.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
+	set, primary, cache := budgetSet(t, many, pgtest.ConfigOptions{Env: map[string]string{"max_connections_total": strconv.Itoa(scaleBudget)}})
 	poller := ops.NewPoller(set, primary, ops.PollerOptions{Interval: scaleInterval})
 	srv, err := New(Options{Shards: set, Registry: cache, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Health: poller})
 	if err != nil {
