@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -86,33 +85,8 @@ func TestBench_OnlineVersusFreezeMove(t *testing.T) {
 	// third of the rate, for the whole run.
 	pace := 3 * time.Second / time.Duration(rate)
 	load := onlNewLoad(t)
-	for v := range 2 {
-		load.writer(pace, func(n int) (onlWrite, bool) {
-			marker := fmt.Sprintf("[onl %d-%d]", v, n)
-			form := url.Values{"name": {fmt.Sprintf("Visitor %d-%d", v, n)}, "email": {fmt.Sprintf("bench-%d-%d@example.com", v, n)},
-				"message": {"Is it still available? " + marker}}
-			var w onlWrite
-			if n%2 == 0 {
-				w = visitors.post(n+v, "/contact", form)
-				w.kind = "contact"
-			} else {
-				w = visitors.post(n+v, fmt.Sprintf("/properties/property-%d/enquiry", 1+(v+n)%9), form)
-				w.kind = "enquiry"
-			}
-			w.key = marker
-			return w, true
-		})
-	}
-	edited := onlSlugs(11, 19)
-	load.writer(pace, func(n int) (onlWrite, bool) {
-		id := ids[edited[n%len(edited)]]
-		title := fmt.Sprintf("Edited %d", n)
-		w := admin.post(n, "/site_admin/properties/"+id, url.Values{"title": {title}, "description": {"Bright, with a view of the sea."},
-			"for_sale": {"1"}, "sale_price": {"250,000"}, "sale_currency": {"EUR"}, "bedrooms": {"2"}, "bathrooms": {"1"},
-			"city": {"Valencia"}, "visible": {"1"}, "features": {"Pool\nGarden"}})
-		w.kind, w.key, w.target = "edit", title, id
-		return w, true
-	})
+	load.visitorWriters(visitors, pace, "bench")
+	load.editWriter(admin, ids, pace)
 	loadStart := benchenv.LoadAverage()
 	time.Sleep(3 * time.Second) // the load settles in before the first move
 

@@ -262,6 +262,45 @@ func (l *onlLoad) writer(pace time.Duration, step func(n int) (onlWrite, bool)) 
 	})
 }
 
+// visitorWriters adds two visitors to the load, each sending, at pace,
+// contact forms and enquiries on properties 1 to 9 in turn, each message
+// marked so that it can be found on whichever shard holds it (key).
+func (l *onlLoad) visitorWriters(visitors *onlSite, pace time.Duration, emailPrefix string) {
+	for v := range 2 {
+		l.writer(pace, func(n int) (onlWrite, bool) {
+			marker := fmt.Sprintf("[onl %d-%d]", v, n)
+			form := url.Values{"name": {fmt.Sprintf("Visitor %d-%d", v, n)}, "email": {fmt.Sprintf("%s-%d-%d@example.com", emailPrefix, v, n)},
+				"message": {"Is it still available? " + marker}}
+			var w onlWrite
+			if n%2 == 0 {
+				w = visitors.post(n+v, "/contact", form)
+				w.kind = "contact"
+			} else {
+				w = visitors.post(n+v, fmt.Sprintf("/properties/property-%d/enquiry", 1+(v+n)%9), form)
+				w.kind = "enquiry"
+			}
+			w.key = marker
+			return w, true
+		})
+	}
+}
+
+// editWriter adds an editor to the load, saving properties 11 to 19 (ids
+// by slug) in turn at pace, each with a title of its own (key).
+func (l *onlLoad) editWriter(admin *onlSite, ids map[string]string, pace time.Duration) {
+	edited := onlSlugs(11, 19)
+	l.writer(pace, func(n int) (onlWrite, bool) {
+		id := ids[edited[n%len(edited)]]
+		title := fmt.Sprintf("Edited %d", n)
+		fields := url.Values{"title": {title}, "description": {"Bright, with a view of the sea."},
+			"for_sale": {"1"}, "sale_price": {"250,000"}, "sale_currency": {"EUR"}, "bedrooms": {"2"},
+			"bathrooms": {"1"}, "city": {"Valencia"}, "visible": {"1"}, "features": {"Pool\nGarden"}}
+		w := admin.post(n, "/site_admin/properties/"+id, fields)
+		w.kind, w.key, w.target = "edit", title, id
+		return w, true
+	})
+}
+
 func (l *onlLoad) running() bool {
 	select {
 	case <-l.done:

@@ -198,34 +198,8 @@ func TestMove_OnlineUnderLoadKeepsEveryWrite(t *testing.T) {
 	// The writers. Each owns the rows it changes, so the replay of its
 	// writes in its own order is the outcome.
 	load := onlNewLoad(t)
-	for v := range 2 { // visitors: contact forms and property enquiries
-		load.writer(onlLoadPace, func(n int) (onlWrite, bool) {
-			marker := fmt.Sprintf("[onl %d-%d]", v, n)
-			form := url.Values{"name": {fmt.Sprintf("Visitor %d-%d", v, n)}, "email": {fmt.Sprintf("onl-%d-%d@example.com", v, n)},
-				"message": {"Is it still available? " + marker}}
-			var w onlWrite
-			if n%2 == 0 {
-				w = visitors.post(n+v, "/contact", form)
-				w.kind = "contact"
-			} else {
-				w = visitors.post(n+v, fmt.Sprintf("/properties/property-%d/enquiry", 1+(v+n)%9), form)
-				w.kind = "enquiry"
-			}
-			w.key = marker
-			return w, true
-		})
-	}
-	edited := onlSlugs(11, 19)
-	load.writer(onlLoadPace, func(n int) (onlWrite, bool) { // property edits
-		id := ids[edited[n%len(edited)]]
-		title := fmt.Sprintf("Edited %d", n)
-		fields := url.Values{"title": {title}, "description": {"Bright, with a view of the sea."},
-			"for_sale": {"1"}, "sale_price": {"250,000"}, "sale_currency": {"EUR"}, "bedrooms": {"2"},
-			"bathrooms": {"1"}, "city": {"Valencia"}, "visible": {"1"}, "features": {"Pool\nGarden"}}
-		w := admin.post(n, "/site_admin/properties/"+id, fields)
-		w.kind, w.key, w.target = "edit", title, id
-		return w, true
-	})
+	load.visitorWriters(visitors, onlLoadPace, "onl")
+	load.editWriter(admin, ids, onlLoadPace)
 	uploaded := onlSlugs(101, 200)
 	load.writer(onlLoadPace, func(n int) (onlWrite, bool) { // photo uploads, under 50 a property
 		id := ids[uploaded[n%len(uploaded)]]
