@@ -214,7 +214,7 @@ func TestDBCreate_CreatesMissingDatabases(t *testing.T) {
 	}
 }
 
-// The scale issue's migration test: 50 shards over two servers, one of them
+// Migrating at scale: 50 shards over two servers, one of them
 // broken. With --canary on the broken one nothing else is touched; without,
 // the other 49 migrate and the summary names the broken one.
 func TestDBMigrate_FiftyShardsOneBroken(t *testing.T) {

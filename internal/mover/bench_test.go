@@ -167,7 +167,7 @@ type rawTable struct {
 	cols []string
 }
 
-// statements are the two psql commands for the table: a text-format
+// statements are the two psql commands an operator would copy the table with: a text-format
 // \copy of the tenant's rows out of the source and a \copy into the target,
 // with the same column list on both sides.
 func (r rawTable) statements(websiteID int64) (out, in string) {

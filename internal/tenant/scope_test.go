@@ -40,7 +40,7 @@ func currentDatabase(t *testing.T, s tenant.Scope) string {
 	return db
 }
 
-// The seed's unit test: a tenant on shard_1 reaches shard_1's database, a
+// The basic promise: a tenant on shard_1 reaches shard_1's database, a
 // standard tenant reaches primary's.
 func TestScope_ReachesTheTenantsShard(t *testing.T) {
 	t.Parallel()
@@ -61,7 +61,7 @@ func TestScope_ReachesTheTenantsShard(t *testing.T) {
 	}
 }
 
-// The seed's isolation test: a row written for a tenant on primary is not
+// Isolation: a row written for a tenant on primary is not
 // visible on shard_1, and the other way round.
 func TestScope_RowsStayOnTheirShard(t *testing.T) {
 	t.Parallel()

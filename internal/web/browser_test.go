@@ -73,7 +73,7 @@ func screenshotOnFailure(t *testing.T, ctx context.Context) {
 	})
 }
 
-// The seed's middleware test, in a real browser: on a premium tenant's own
+// The tenant middleware, in a real browser: on a premium tenant's own
 // address, log in to its site admin, create a property with a photo through
 // the form, send an enquiry from the public property page; both land in
 // shard_1's database and not in primary's.

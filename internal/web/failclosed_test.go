@@ -31,7 +31,7 @@ func TestFailClosed_ShardMissingFromConfig(t *testing.T) {
 	p := newPlatform(t, platformOptions{shards: 1})
 	ctx := context.Background()
 	w := p.tenant("lost", "shard_1")
-	// A trap: rows of the same website id on primary, which the seed's
+	// A trap: rows of the same website id on primary, which a
 	// fall-back-to-default would have served.
 	pgtest.Exec(t, p.cluster.URL[shard.Default], `INSERT INTO pages (id, website_id, slug, title, body)
 		VALUES (gen_random_uuid(), $1, 'about', 'TRAP PAGE', 'primary data')`, w.ID)

@@ -75,7 +75,7 @@ func validPort(p string) bool {
 // errNoSuchSite is a host that names no tenant.
 var errNoSuchSite = errors.New("no website at this host")
 
-// lookup finds the tenant a request is for, as in DESIGN section 3: the
+// lookup finds the tenant a request is for, as docs/decisions.md describes: the
 // X-Website-Slug header first, then a custom domain, then the label just
 // before a platform domain. It reports platform=true for the platform's own
 // host.
