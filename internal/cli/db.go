@@ -233,7 +233,7 @@ func (a *app) printMigrateSummary(results []migrations.Result, skipped []string)
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tTIME\tRESULT")
 	for _, r := range results {
-		outcome := fmt.Sprintf("migrated (%d applied)", r.Applied())
+		outcome := "migrated " + appliedText(r)
 		switch {
 		case r.Err != nil:
 			outcome = "FAILED: " + errorText(r.Err)
@@ -270,8 +270,23 @@ func resultLine(r migrations.Result) string {
 	case r.Applied() == 0:
 		return fmt.Sprintf("%s already current", where)
 	default:
-		return fmt.Sprintf("%s %d migration(s) applied in %s", where, r.Applied(), r.Duration.Round(time.Millisecond))
+		return fmt.Sprintf("%s migrated %s in %s", where, appliedText(r), r.Duration.Round(time.Millisecond))
 	}
+}
+
+// appliedText says how many migrations of each set a shard received, named
+// as `db status`'s columns: "global 2, tenant 4, jobs 8".
+func appliedText(r migrations.Result) string {
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		name string
+	}{{r.GlobalApplied, "global"}, {r.TenantApplied, "tenant"}, {r.JobsApplied, "jobs"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", p.name, p.n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a *app) dbStatusCommand() *cobra.Command {
@@ -319,23 +334,28 @@ func (a *app) dbStatusCommand() *cobra.Command {
 // printStatus prints db status's table.
 func (a *app) printStatus(status []migrations.ShardStatus) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tGLOBAL\tTENANT\tPENDING")
+	fmt.Fprintln(tw, "SHARD\tDATABASE\tHOST:PORT\tREACHABLE\tGLOBAL\tTENANT\tJOBS\tPENDING")
 	for _, s := range status {
-		global, tenant, pending := "-", "-", "-"
-		if s.Global != nil {
-			global = fmt.Sprintf("%d/%d", s.Global.Current, s.Global.Latest)
-		}
+		global, tenant, jobs, pending := versions(s.Global), versions(s.Tenant), versions(s.Jobs), "-"
 		if s.Tenant != nil {
-			tenant = fmt.Sprintf("%d/%d", s.Tenant.Current, s.Tenant.Latest)
 			pending = strconv.Itoa(s.Pending)
 		}
 		reach := "yes"
 		if !s.Reachable || s.Error != "" {
 			reach = "NO: " + cellError(s.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, pending)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Shard, s.Database, s.Addr, reach, global, tenant, jobs, pending)
 	}
 	return tw.Flush()
+}
+
+// versions is a set's column in db status: "applied/shipped", or "-" where
+// the set does not run.
+func versions(st *migrations.State) string {
+	if st == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", st.Current, st.Latest)
 }
 
 // listShort joins names, the first n of them and how many more.

@@ -79,6 +79,14 @@ func TestDBMigrate_GlobalOnPrimaryOnlyTenantEverywhere(t *testing.T) {
 		if s.Jobs != nil && (s.Jobs.Pending != 0 || s.Jobs.Current != s.Jobs.Latest) {
 			t.Errorf("%s: job queue migrations %+v; want all applied", s.Shard, *s.Jobs)
 		}
+		// What migrate said it applied is what status counts, set by set.
+		want := fmt.Sprintf("migrated tenant %d in ", s.Tenant.Current)
+		if s.Global != nil {
+			want = fmt.Sprintf("migrated global %d, tenant %d, jobs %d in ", s.Global.Current, s.Tenant.Current, s.Jobs.Current)
+		}
+		if !regexp.MustCompile(`(?m)^\[\d/3\] ` + s.Shard + ` .*: ` + want).MatchString(out) {
+			t.Errorf("migrate's line for %s does not say %q:\n%s", s.Shard, want, out)
+		}
 	}
 	text := mustPWB(t, c.ConfigPath, "db", "status")
 	for _, want := range []string{"SHARD", "pwb_test_shard_2", fmt.Sprintf("127.0.0.1:%d", c.Servers[1].Port()), "yes"} {

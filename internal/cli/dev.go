@@ -106,7 +106,10 @@ func (a *app) dev(o devOptions) error {
 		a.close()
 		if err := stack.Stop(context.WithoutCancel(a.ctx)); err != nil {
 			fmt.Fprintf(a.stderr, "pwb: %v\n", err)
+			return
 		}
+		fmt.Fprintf(a.stdout, "Everything has stopped: the web server and %d PostgreSQL server(s). Their data stays in %s for the next run.\n",
+			len(stack.Servers), dir)
 	}()
 	if err := a.dbCreate(); err != nil {
 		return err

@@ -55,6 +55,9 @@ func runDev(t *testing.T, cfg, dir string) string {
 	if err != nil {
 		t.Fatalf("pwb dev exited with %v after Ctrl-C:\n%s", err, out)
 	}
+	if last := lastLine(p.out.String()); !strings.HasPrefix(last, "Everything has stopped: the web server and 3 PostgreSQL server(s).") {
+		t.Errorf("after Ctrl-C the last line should say everything stopped, not %q", last)
+	}
 	return out + list
 }
 
@@ -84,7 +87,7 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	os.Chmod(dir, 0o755)
 
 	first := runDev(t, cfg, dir)
-	for _, want := range []string{"created", "migration(s) applied", "acme", "prestige", "premium  on shard_1", "Stopping PostgreSQL"} {
+	for _, want := range []string{"created", ": migrated ", "acme", "prestige", "premium  on shard_1", "Stopping PostgreSQL"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("first run does not say %q:\n%s", want, first)
 		}
@@ -103,7 +106,7 @@ func TestDev_StartsSeedsStopsAndReuses(t *testing.T) {
 	}
 
 	second := runDev(t, cfg, dir)
-	if strings.Contains(second, ": created") || strings.Contains(second, "applied") {
+	if strings.Contains(second, ": created") || strings.Contains(second, ": migrated ") {
 		t.Errorf("second run should reuse the data:\n%s", second)
 	}
 	if strings.Count(second, "already exists") != 3 || strings.Count(second, ": already current") != 3 {
@@ -174,4 +177,9 @@ func checkDevSites(t *testing.T, out string) {
 			t.Errorf("%s: logging in as %s: status %d, want the dashboard:\n%.2000s", base, email, res.StatusCode, body)
 		}
 	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
 }

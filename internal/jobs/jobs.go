@@ -82,7 +82,7 @@ func New(set *shard.Set, svc *moves.Service, opt Options) (*Queue, error) {
 		opt.Logger = slog.Default()
 	}
 	q := &Queue{moves: svc, primary: primary, log: opt.Logger, stale: cmpOr(opt.StaleAfter, 5*time.Second)}
-	cfg := &river.Config{Logger: opt.Logger.With("component", "jobs"), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
+	cfg := &river.Config{Logger: slog.New(warningsOnly{opt.Logger.With("component", "jobs").Handler()}), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
 	if sh, err := set.Shard(shard.Default); err == nil && sh.ThroughPooler() {
 		// Primary is behind a transaction pooler (see config): LISTEN
 		// would register on whichever server connection ran it, so River
@@ -408,4 +408,21 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
 		w.q.log.Info("dropped what finished online moves left", attrs...)
 	}
 	return err
+}
+
+// warningsOnly passes on River's warnings and errors and drops the rest: at
+// INFO it reports its job counts every few seconds, which buries the
+// server's own log.
+type warningsOnly struct{ slog.Handler }
+
+func (h warningsOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warningsOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warningsOnly{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warningsOnly) WithGroup(name string) slog.Handler {
+	return warningsOnly{h.Handler.WithGroup(name)}
 }

@@ -140,7 +140,9 @@ func TestPurgeExpired_RunsPeriodically(t *testing.T) {
 	e := newEnv(t)
 	rows := newPurgeRows(e)
 	rows.add([2]int{2, 1}, [2]int{2, 1}, [2]int{2, 1})
-	e.queue(queueOptions{Options: jobs.Options{Work: true, PurgeEvery: 300 * time.Millisecond}})
+	var logs syncBuffer
+	e.queue(queueOptions{Options: jobs.Options{Work: true, PurgeEvery: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 
 	waitPurged := func(what string, want purgeCounts) {
 		t.Helper()
@@ -168,5 +170,16 @@ func TestPurgeExpired_RunsPeriodically(t *testing.T) {
 			t.Fatalf("%d completed purge jobs, want at least 2", n)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The queue's own news stays; River's routine reports (its start, its
+	// job counts every few seconds) do not reach the log.
+	l := logs.take()
+	if !strings.Contains(l, `level=INFO msg="purged expired rows"`) {
+		t.Errorf("the purges are not in the log:\n%s", l)
+	}
+	for _, line := range strings.Split(l, "\n") {
+		if strings.Contains(line, "component=jobs") && !strings.Contains(line, "level=WARN") && !strings.Contains(line, "level=ERROR") {
+			t.Errorf("the job queue's routine report reached the log: %s", line)
+		}
 	}
 }

@@ -20,12 +20,13 @@ type Result struct {
 	Addr          string        `json:"addr"`
 	GlobalApplied int           `json:"global_applied"` // primary only
 	TenantApplied int           `json:"tenant_applied"`
+	JobsApplied   int           `json:"jobs_applied"` // primary only: the job queue's own migrations
 	Duration      time.Duration `json:"-"`
 	Err           error         `json:"-"`
 }
 
 // Applied is how many migrations the shard received.
-func (r Result) Applied() int { return r.GlobalApplied + r.TenantApplied }
+func (r Result) Applied() int { return r.GlobalApplied + r.TenantApplied + r.JobsApplied }
 
 // Options select and pace a run over shards.
 type Options struct {
@@ -73,9 +74,7 @@ func migrateShard(ctx context.Context, set *shard.Set, name string) Result {
 			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
 			return r
 		}
-		n, err := RiverUp(ctx, pool)
-		r.GlobalApplied += n
-		if err != nil {
+		if r.JobsApplied, err = RiverUp(ctx, pool); err != nil {
 			r.Err, r.Duration = shard.Unwrap(err), time.Since(start)
 			return r
 		}

@@ -121,7 +121,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if he.status >= 500 {
 		ri := requestFrom(r.Context())
-		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+		level, msg := slog.LevelError, "request failed"
+		if errors.Is(err, tenant.ErrWritesPaused) {
+			// A move's freeze or an operator's maintenance: expected, and
+			// the visitor is told when to try again.
+			level, msg = slog.LevelInfo, "write refused: the tenant's writes are paused"
+		}
+		s.log.LogAttrs(r.Context(), level, msg,
 			slog.String("request_id", ri.ID), slog.String("tenant", ri.Tenant), slog.String("shard", ri.Shard),
 			slog.Int("status", he.status), slog.Any("error", err))
 	}
