@@ -307,7 +307,7 @@ func wantAnswered(t *testing.T, rs []hangRequest) {
 
 // served is 200 for a page, or the enquiry form's redirect to its thanks.
 func (r hangRequest) served() bool {
-	return r.status == http.StatusOK || r.method == "POST" && r.status == http.StatusSeeOther && r.location == "/contact?sent=1"
+	return r.status == http.StatusOK || r.method == "POST" && r.status == http.StatusSeeOther && r.location == "/contact?sent=1#enquiry"
 }
 
 // wantStatuses checks every request of who that started and ended in [from,
@@ -524,7 +524,7 @@ func (p *hangPlatform) checkEnquiries(t *testing.T, rs []hangRequest) {
 			continue
 		}
 		switch {
-		case r.status == http.StatusSeeOther && r.location == "/contact?sent=1":
+		case r.status == http.StatusSeeOther && r.location == "/contact?sent=1#enquiry":
 			sent++
 			if saved[r.marker] != 1 {
 				t.Errorf("enquiry answered as sent but saved %d times: %s", saved[r.marker], r)

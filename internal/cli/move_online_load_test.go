@@ -39,7 +39,7 @@ const (
 // onlDone is, per kind of write, what the redirect of a write that was done
 // says.
 var onlDone = map[string]*regexp.Regexp{
-	"contact":    regexp.MustCompile(`^/contact\?sent=1$`),
+	"contact":    regexp.MustCompile(`^/contact\?sent=1#enquiry$`),
 	"enquiry":    regexp.MustCompile(`^/properties/property-\d+\?sent=1#enquiry$`),
 	"edit":       regexp.MustCompile(`^/site_admin/properties/[0-9a-f-]{36}/edit\?done=saved$`),
 	"upload":     regexp.MustCompile(`^/site_admin/properties/[0-9a-f-]{36}/edit\?done=photos$`),

@@ -40,13 +40,13 @@ func bodyLimit(method, path string) int64 {
 		return maxSmallForm
 	case photoUploadPath(path):
 		return maxUploadBody
-	case path == adminPrefix || strings.HasPrefix(path, adminPrefix+"/"):
+	case isSiteAdmin(path):
 		return maxAdminForm
 	case path == opsPrefix || strings.HasPrefix(path, opsPrefix+"/"):
 		// Every platform admin form, its sign-in too, is read with
 		// maxSmallForm (superAdmin, opsLogin).
 		return maxSmallForm
-	case path == "/contact" || enquiryPath(path):
+	case sendsEnquiry(path):
 		return maxPublicForm
 	}
 	return maxSmallForm

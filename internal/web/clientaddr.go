@@ -89,3 +89,20 @@ func forwardedAddr(s string) (netip.Addr, bool) {
 	}
 	return a.Unmap(), true
 }
+
+// schemeOf is the scheme the client reached the site by, for absolute
+// links: what a trusted proxy says in X-Forwarded-Proto (the first entry,
+// the one the client used), else https when the connection itself is TLS.
+// From anyone but a trusted proxy the header is ignored.
+func schemeOf(r *http.Request) string {
+	if requestFrom(r.Context()).ViaProxy {
+		first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+		if p := strings.ToLower(strings.TrimSpace(first)); p == "https" || p == "http" {
+			return p
+		}
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}

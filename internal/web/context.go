@@ -23,6 +23,9 @@ type requestInfo struct {
 	Tenant  string
 	Shard   string
 	Route   string // the pattern of the route that served it
+	// SiteName is the tenant's site name once the tenant is known, so
+	// error pages can show the site's header even before it has a scope.
+	SiteName string
 	// Client is the client's address: the connection's far end, or what a
 	// trusted proxy forwarded.
 	Client netip.Addr

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -17,18 +18,22 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// retryAfterSeconds is what a 503 tells clients to wait: long enough for a
-// freeze or a restarted shard, short enough that a browser retry finds the
-// site back.
-const retryAfterSeconds = "30"
+// retryAfter is what a 503 tells clients to wait: long enough for a freeze
+// or a restarted shard, short enough that a browser retry finds the site
+// back.
+const retryAfter = 30 * time.Second
 
 // httpError is an error that knows how it should look to the visitor.
 type httpError struct {
 	status  int
 	title   string
 	message string
-	err     error // the cause, for the log only
+	link    *pageLink // where the visitor may go instead, if anywhere
+	err     error     // the cause, for the log only
 }
+
+// pageLink is a link an error page offers.
+type pageLink struct{ Href, Text string }
 
 func (e *httpError) Error() string {
 	if e.err != nil {
@@ -38,10 +43,6 @@ func (e *httpError) Error() string {
 }
 
 func (e *httpError) Unwrap() error { return e.err }
-
-// Title and Message are what the error page template shows.
-func (e *httpError) Title() string   { return e.title }
-func (e *httpError) Message() string { return e.message }
 
 // because returns a copy of a stock error page that logs err as its cause.
 func (e *httpError) because(err error) *httpError {
@@ -54,11 +55,17 @@ func errorPage(status int, title, message string) error {
 	return &httpError{status: status, title: title, message: message}
 }
 
+// errorPageLinking is errorPage with a link to where the visitor may go
+// instead.
+func errorPageLinking(status int, title, message string, link pageLink) error {
+	return &httpError{status: status, title: title, message: message, link: &link}
+}
+
 var (
 	errUnavailable = &httpError{status: http.StatusServiceUnavailable, title: "Temporarily unavailable",
-		message: "This website cannot be reached right now. Please try again in a minute."}
+		message: "This website cannot be reached right now."}
 	errWritesPaused = &httpError{status: http.StatusServiceUnavailable, title: "Changes are paused",
-		message: "This website is being maintained and cannot take changes right now. Reading still works; please try again in a few minutes."}
+		message: "This website is being maintained and cannot take changes right now. Reading still works."}
 )
 
 // classify maps an error to what the visitor sees. It is the one place where
@@ -132,7 +139,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			slog.Int("status", he.status), slog.Any("error", err))
 	}
 	if he.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfterSeconds)
+		setRetryAfter(w, retryAfter)
 	}
 	s.renderError(w, r, he)
 }

@@ -212,7 +212,7 @@ func TestMove_WritesWaitingAtTheCutOverFollowTheTenant(t *testing.T) {
 		before := mvRetries(p)
 		r := mvCutOver(t, p, w, mvForm("/contact", enquiry("Through the cut-over"), nil), mvMove(t, p, w))
 		wantStatus(t, r, http.StatusSeeOther)
-		if got := r.Header.Get("Location"); got != "/contact?sent=1" {
+		if got := r.Header.Get("Location"); got != "/contact?sent=1#enquiry" {
 			t.Errorf("Location %q", got)
 		}
 		if n1, n2 := messages(source, w, "Through the cut-over"), messages(target, w, "Through the cut-over"); n1 != 0 || n2 != 1 {

@@ -3,14 +3,13 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/tenant"
-	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // maxPublicForm bounds an enquiry or contact form: a message is at most a few
@@ -27,6 +26,7 @@ func (s *Server) publicRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /contact", s.handle(s.contactSubmit))
 	mux.Handle("GET /p/{slug}", s.handle(s.cmsPage))
 	mux.Handle("GET /photos/{id}", s.handle(s.photo(true)))
+	s.seoRoutes(mux)
 }
 
 // chrome is what every public page shows around its content: the site's
@@ -58,6 +58,7 @@ func (s *Server) renderPublic(w http.ResponseWriter, r *http.Request, status int
 		return err
 	}
 	v.Site, v.Path, v.RequestID = c, r.URL.Path, requestFrom(r.Context()).ID
+	v.Meta = publicMeta(r, c, v.Title, v.Meta)
 	return s.pages.render(w, status, name, v)
 }
 
@@ -82,7 +83,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 		}
 		*q.into = res.Properties
 	}
-	return s.renderPublic(w, r, http.StatusOK, "public/home", view{Data: d})
+	return s.renderPublic(w, r, http.StatusOK, "public/home", view{Data: d, Meta: &pageMeta{Image: firstCover(d.Highlighted)}})
 }
 
 type searchData struct {
@@ -132,8 +133,29 @@ func (s *Server) search(listing string) handlerFunc {
 			return s.renderPublic(w, r, http.StatusBadRequest, "public/search",
 				view{Title: title, Data: d, Fields: fields, Error: "Please correct the search."})
 		}
-		return s.renderPublic(w, r, http.StatusOK, "public/search", view{Title: title, Data: d})
+		if d.Results.Page > d.Results.Pages() {
+			return pastLastPage(r.URL, d.Results)
+		}
+		return s.renderPublic(w, r, http.StatusOK, "public/search", view{Title: title, Data: d, Meta: searchMeta(r, title, d.Results)})
 	}
+}
+
+// pastLastPage answers a page of results past the last one: a 404 that
+// links to the first page of the same search.
+func pastLastPage(u *url.URL, res content.Results) error {
+	q := u.Query()
+	q.Del("page")
+	first := u.Path
+	if len(q) > 0 {
+		first += "?" + q.Encode()
+	}
+	fill := "one page"
+	if n := res.Pages(); n > 1 {
+		fill = strconv.Itoa(n) + " pages"
+	}
+	return errorPageLinking(http.StatusNotFound, "No such page",
+		fmt.Sprintf("There is no page %d of these results: they fit on %s.", res.Page, fill),
+		pageLink{Href: first, Text: "Go to the first page"})
 }
 
 // searchFields names content's filter problems after the form's inputs.
@@ -213,7 +235,7 @@ func parseMoney(s string) (*int64, string) {
 
 type propertyData struct {
 	Property content.Property
-	Enquiry  content.Enquiry
+	Form     enquiryForm
 }
 
 func (s *Server) property(w http.ResponseWriter, r *http.Request) error {
@@ -221,106 +243,12 @@ func (s *Server) property(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := view{Title: p.Title, Data: propertyData{Property: p}}
-	if r.URL.Query().Get("sent") == "1" {
-		v.Flash = "Thank you. Your enquiry has been sent to the agent."
-	}
-	return s.renderPublic(w, r, http.StatusOK, "public/property", v)
+	return s.renderPublic(w, r, http.StatusOK, "public/property", propertyView(p, propertyEnquiryForm(r, p)))
 }
 
-func (s *Server) propertyEnquiry(w http.ResponseWriter, r *http.Request) error {
-	sc := siteFrom(r.Context()).Scope
-	p, err := content.GetVisibleProperty(r.Context(), sc, r.PathValue("slug"))
-	if err != nil {
-		return err
-	}
-	e, err := readEnquiry(w, r)
-	if err != nil {
-		return err
-	}
-	e.PropertyID = &p.ID
-	again := func(status int, msg string, fields fieldErr) error {
-		return s.renderPublic(w, r, status, "public/property", view{
-			Title: p.Title, Data: propertyData{Property: p, Enquiry: e}, Error: msg, Fields: fields})
-	}
-	if sent, err := s.sendEnquiry(w, r, e, again); !sent || err != nil {
-		return err
-	}
-	http.Redirect(w, r, "/properties/"+url.PathEscape(p.Slug)+"?sent=1#enquiry", http.StatusSeeOther)
-	return nil
-}
-
-func readEnquiry(w http.ResponseWriter, r *http.Request) (content.Enquiry, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxPublicForm)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return content.Enquiry{}, err
-		}
-		return content.Enquiry{}, errorPage(http.StatusBadRequest, "Bad request", "The form could not be read. Nothing was sent.")
-	}
-	return content.Enquiry{
-		Name: r.PostForm.Get("name"), Email: r.PostForm.Get("email"),
-		Phone: r.PostForm.Get("phone"), Body: r.PostForm.Get("message"),
-	}, nil
-}
-
-// sendEnquiry checks e, counts it against the client's enquiries to this
-// website, and saves it. When the form has a mistake or the limit is
-// reached, it is not saved: sendEnquiry draws the form again with what the
-// visitor typed (through again) and reports sent false.
-func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.Enquiry,
-	again func(status int, msg string, fields fieldErr) error) (sent bool, err error) {
-	st := siteFrom(r.Context())
-	const correct = "Your message was not sent. Please correct the form."
-	// Checked before it is counted: a form with a mistake costs nothing.
-	if err := e.Validate(); err != nil {
-		return false, again(http.StatusUnprocessableEntity, correct, invalidFields(err))
-	}
-	key := throttle.Key{Kind: throttle.Enquiry, WebsiteID: st.Website.ID, Subject: throttle.AddressSubject(requestFrom(r.Context()).Client)}
-	d, err := throttle.Take(r.Context(), s.accounts, throttle.Counted{Key: key, Rule: s.enquiries})
-	if err != nil {
-		return false, err
-	}
-	if !d.Allowed {
-		wait := waitText(setRetryAfter(w, d.RetryAfter))
-		return false, again(http.StatusTooManyRequests,
-			"You have sent several messages in a short time, so this one has not been sent yet. "+
-				"Your text is kept below: please send it again in "+wait+", or contact the agency by phone or email.", nil)
-	}
-	if err := s.tenantWrite(r, func(sc tenant.Scope) error {
-		_, err := content.SubmitEnquiry(r.Context(), sc, e)
-		return err
-	}); err != nil {
-		if fields := invalidFields(err); fields != nil {
-			return false, again(http.StatusUnprocessableEntity, correct, fields)
-		}
-		return false, err
-	}
-	return true, nil
-}
-
-func (s *Server) contact(w http.ResponseWriter, r *http.Request) error {
-	v := view{Title: "Contact us", Data: content.Enquiry{}}
-	if r.URL.Query().Get("sent") == "1" {
-		v.Flash = "Thank you. Your message has been sent."
-	}
-	return s.renderPublic(w, r, http.StatusOK, "public/contact", v)
-}
-
-func (s *Server) contactSubmit(w http.ResponseWriter, r *http.Request) error {
-	e, err := readEnquiry(w, r)
-	if err != nil {
-		return err
-	}
-	again := func(status int, msg string, fields fieldErr) error {
-		return s.renderPublic(w, r, status, "public/contact", view{Title: "Contact us", Data: e, Error: msg, Fields: fields})
-	}
-	if sent, err := s.sendEnquiry(w, r, e, again); !sent || err != nil {
-		return err
-	}
-	http.Redirect(w, r, "/contact?sent=1", http.StatusSeeOther)
-	return nil
+// propertyView is a property's page with its enquiry form as f draws it.
+func propertyView(p content.Property, f enquiryForm) view {
+	return view{Title: p.Title, Data: propertyData{Property: p, Form: f}, Meta: propertyMeta(p)}
 }
 
 func (s *Server) cmsPage(w http.ResponseWriter, r *http.Request) error {
@@ -328,7 +256,7 @@ func (s *Server) cmsPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.renderPublic(w, r, http.StatusOK, "public/page", view{Title: p.Title, Data: p})
+	return s.renderPublic(w, r, http.StatusOK, "public/page", view{Title: p.Title, Data: p, Meta: pageMetaOf(p)})
 }
 
 // photo serves a photo's bytes from the tenant's shard. Photo ids never change

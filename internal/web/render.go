@@ -73,6 +73,7 @@ type view struct {
 	Error     string   // a form-level error message
 	Fields    fieldErr // per-field error messages of a refused form
 	RequestID string
+	Meta      *pageMeta // a public page's description and link preview; nil elsewhere
 }
 
 type fieldErr map[string]string
@@ -80,11 +81,16 @@ type fieldErr map[string]string
 // render executes page name into a buffer and only then writes it, so a
 // template error becomes a clean 500 instead of half a page.
 func (rd *renderer) render(w http.ResponseWriter, status int, name string, v view) error {
+	return rd.renderIn(w, status, name, layoutFor[path.Dir(name)], v)
+}
+
+// renderIn is render in a layout of one's choice: an error page is drawn in
+// the layout of the site it happens on.
+func (rd *renderer) renderIn(w http.ResponseWriter, status int, name, layout string, v view) error {
 	t, ok := rd.pages[name]
 	if !ok {
 		return fmt.Errorf("no template %q", name)
 	}
-	layout := layoutFor[path.Dir(name)]
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, layout, v); err != nil {
 		return fmt.Errorf("rendering %s: %w", name, err)
@@ -121,15 +127,42 @@ func (rd *renderer) renderFragment(w http.ResponseWriter, name, fragment string,
 
 // renderError draws an error page. Error pages never query the tenant's shard
 // (it may be the very thing that is down), so they show only what the request
-// already knows.
+// already knows. On a tenant's public site that is its name, enough for the
+// site's header and navigation: the visitor is not left at a dead end. When
+// the answer says when to come back (Retry-After), the page says it in words.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, he *httpError) {
-	v := view{Title: he.title, Data: he, RequestID: requestFrom(r.Context()).ID}
-	if st, _ := r.Context().Value(siteKey).(*site); st != nil {
-		v.Site = &chrome{Name: st.Website.Name}
+	ri := requestFrom(r.Context())
+	v := view{Title: he.title, RequestID: ri.ID, Data: errorPageData{
+		Title: he.title, Message: he.message, Link: he.link, RetryIn: retryAfterWords(w.Header().Get("Retry-After")),
+	}}
+	layout := layoutFor["."]
+	if ri.SiteName != "" {
+		v.Site = &chrome{Name: ri.SiteName}
+		if !isSiteAdmin(r.URL.Path) {
+			layout, v.Path = "public_layout", r.URL.Path
+			v.Meta = publicMeta(r, v.Site, he.title, &pageMeta{NoIndex: true})
+		}
 	}
-	if err := s.pages.render(w, he.status, "error", v); err != nil {
+	if err := s.pages.renderIn(w, he.status, "error", layout, v); err != nil {
 		http.Error(w, he.title, he.status)
 	}
+}
+
+// errorPageData is what the error page shows.
+type errorPageData struct {
+	Title, Message string
+	Link           *pageLink // where to go instead, if anywhere
+	RetryIn        string    // "30 seconds", when the answer says when to try again
+}
+
+// retryAfterWords says a Retry-After of whole seconds in words, or "" when
+// there is none.
+func retryAfterWords(header string) string {
+	secs, err := strconv.Atoi(header)
+	if err != nil || secs <= 0 {
+		return ""
+	}
+	return waitText(secs)
 }
 
 var templateFuncs = template.FuncMap{

@@ -121,7 +121,8 @@ func notFoundAsNoSite(err error) error {
 // host to tenantSite, with the tenant and its scope in the context. It fails
 // closed: an unknown host is a 404 page, a tenant in maintenance or whose
 // shard is not configured a 503 page, and a read_only tenant's writes a 503
-// with Retry-After.
+// with Retry-After (its enquiry forms answer that themselves, keeping the
+// visitor's text).
 func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, ok := hostName(r.Host)
@@ -149,10 +150,10 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 			platform.ServeHTTP(w, r)
 			return
 		}
-		ri.Website, ri.Tenant, ri.Shard = ws.ID, ws.Subdomain, ws.ShardName
+		ri.Website, ri.Tenant, ri.Shard, ri.SiteName = ws.ID, ws.Subdomain, ws.ShardName, ws.Name
 		if ws.Status == registry.StatusMaintenance {
 			s.fail(w, r, errorPage(http.StatusServiceUnavailable, "Down for maintenance",
-				ws.Name+" is down for maintenance. Please try again in a few minutes."))
+				ws.Name+" is down for maintenance."))
 			return
 		}
 		sc, err := tenant.Resolve(s.shards, ws)
@@ -162,7 +163,10 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 		}
 		st := &site{Website: ws, Scope: sc}
 		ctx := withSite(r.Context(), st)
-		if ws.Status == registry.StatusReadOnly && !safeMethod(r.Method) && !signingInOrOut(r.URL.Path) {
+		// An enquiry is let through: its form answers a paused tenant
+		// itself, keeping what the visitor typed, and its write is refused
+		// by the write fence all the same.
+		if ws.Status == registry.StatusReadOnly && !safeMethod(r.Method) && !signingInOrOut(r.URL.Path) && !sendsEnquiry(r.URL.Path) {
 			s.fail(w, r.WithContext(ctx), errWritesPaused)
 			return
 		}

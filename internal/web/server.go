@@ -246,9 +246,11 @@ func (s *Server) routes() http.Handler {
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	outer.HandleFunc("GET /readyz", s.readyz)
-	// The stylesheet is the same on every host and needs no tenant, so error
-	// pages of unknown hosts and of tenants that are down are styled too.
+	// The stylesheet and the icon are the same on every host and need no
+	// tenant, so error pages of unknown hosts and of tenants that are down
+	// are styled too.
 	outer.Handle("GET /static/", staticHandler)
+	outer.Handle("GET /favicon.ico", cacheFor(24*time.Hour, http.HandlerFunc(serveFavicon)))
 	outer.Handle("/", csrf.Handler(s.resolveTenant(platform, tenantSite)))
 
 	// /metrics is not here: it names tenants, so it is served on its own

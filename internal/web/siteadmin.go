@@ -41,6 +41,11 @@ const (
 	adminPerPage = 20
 )
 
+// isSiteAdmin reports whether path is the site admin's.
+func isSiteAdmin(path string) bool {
+	return path == adminPrefix || strings.HasPrefix(path, adminPrefix+"/")
+}
+
 func (s *Server) siteAdminRoutes(mux *http.ServeMux) {
 	a := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.admin(s.member(h))) }
 
