@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,6 +23,7 @@ func (s *Server) publicRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /buy", s.handle(s.search("sale")))
 	mux.Handle("GET /rent", s.handle(s.search("rent")))
 	mux.Handle("GET /properties/{slug}", s.handle(s.property))
+	mux.Handle("GET /properties/{slug}/photos/{n}", s.handle(s.propertyPhoto))
 	mux.Handle("POST /properties/{slug}/enquiry", s.handle(s.propertyEnquiry))
 	mux.Handle("GET /contact", s.handle(s.contact))
 	mux.Handle("POST /contact", s.handle(s.contactSubmit))
@@ -230,6 +232,30 @@ func (s *Server) property(w http.ResponseWriter, r *http.Request) error {
 		v.Flash = "Thank you. Your enquiry has been sent to the agent."
 	}
 	return s.renderPublic(w, r, http.StatusOK, "public/property", v)
+}
+
+type photoPageData struct {
+	Property content.Property
+	Photo    content.PhotoInfo
+	N        int // the photo's place, from 1 to len(Property.Photos)
+}
+
+// propertyPhoto shows the nth photo of a visible property large, with links
+// to the photos before and after it and back to the property: a page, so it
+// works without JavaScript. A photo past the last, or of a property the
+// site does not show, is not found.
+func (s *Server) propertyPhoto(w http.ResponseWriter, r *http.Request) error {
+	p, err := content.GetVisibleProperty(r.Context(), siteFrom(r.Context()).Scope, r.PathValue("slug"))
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 || n > len(p.Photos) {
+		return fmt.Errorf("photo %q of property %q: %w", r.PathValue("n"), p.Slug, content.ErrNotFound)
+	}
+	title := fmt.Sprintf("Photo %d of %d · %s", n, len(p.Photos), p.Title)
+	return s.renderPublic(w, r, http.StatusOK, "public/photo",
+		view{Title: title, Data: photoPageData{Property: p, Photo: p.Photos[n-1], N: n}})
 }
 
 func (s *Server) propertyEnquiry(w http.ResponseWriter, r *http.Request) error {
