@@ -106,11 +106,8 @@ func TestIsolation_AnotherWebsitesRowsAreNotFound(t *testing.T) {
 			if a, err := content.GetAgency(ctx, s); err != nil || a != (content.Agency{}) {
 				t.Errorf("GetAgency: %+v, %v", a, err)
 			}
-			if types, err := content.PropertyTypes(ctx, s); err != nil || len(types) != 0 {
-				t.Errorf("PropertyTypes: %v, %v", types, err)
-			}
-			if cities, err := content.Cities(ctx, s); err != nil || len(cities) != 0 {
-				t.Errorf("Cities: %v, %v", cities, err)
+			if c, err := content.SearchChoices(ctx, s); err != nil || len(c.Types) != 0 || len(c.Cities) != 0 {
+				t.Errorf("SearchChoices: %+v, %v", c, err)
 			}
 
 			if d := cmp.Diff(ownerBefore, snapshot(t, owner)); d != "" {

@@ -87,7 +87,8 @@ func TestSearch_Filters(t *testing.T) {
 		{"type, any case", content.Filter{PropertyType: " VILLA "}, []string{"highlighted"}},
 		{"type with hidden", content.Filter{PropertyType: "villa", IncludeHidden: true}, []string{"highlighted", "hidden"}},
 		{"city, any case", content.Filter{City: "MADRID"}, []string{"highlighted", "both", "cheap-rent"}},
-		{"city is equality, not a pattern", content.Filter{City: "Mad%"}, []string{}},
+		{"city is a beginning, not a pattern", content.Filter{City: "Mad%"}, []string{}},
+		{"city by its beginning", content.Filter{City: "vAL"}, []string{"dear-rent", "mid-sale", "cheap-sale"}},
 		{"highlighted only", content.Filter{HighlightedOnly: true}, []string{"highlighted"}},
 		{"combined", content.Filter{Listing: "rent", City: "valencia", MinBedrooms: 2, PropertyType: "house"}, []string{"dear-rent"}},
 		{"nothing matches", content.Filter{City: "Nowhere"}, []string{}},
@@ -197,7 +198,7 @@ func TestSearch_RejectsInvalidFilters(t *testing.T) {
 	}
 }
 
-func TestPropertyTypesAndCities_ListVisibleOnesOnce(t *testing.T) {
+func TestSearchChoices_ListVisibleOnesOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, 0)
@@ -208,26 +209,142 @@ func TestPropertyTypesAndCities_ListVisibleOnesOnce(t *testing.T) {
 	in.City, in.PropertyType = "Zaragoza", "Castle"
 	mustCreate(t, other, in)
 
-	types, err := content.PropertyTypes(ctx, s)
+	c, err := content.SearchChoices(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// "Villa" of the hidden property and "villa" of a visible one are one
 	// type, spelt as a visible property spells it.
-	if d := cmp.Diff([]string{"Flat", "House", "Plot", "villa"}, types); d != "" {
+	if d := cmp.Diff([]string{"Flat", "House", "Plot", "villa"}, c.Types); d != "" {
 		t.Errorf("property types (-want +got):\n%s", d)
 	}
-	cities, err := content.Cities(ctx, s)
+	// "Madrid" (twice) and "madrid" (once) are one city, spelt the way most
+	// properties spell it; the hidden Ibiza and the empty city are not
+	// listed.
+	if d := cmp.Diff([]string{"Madrid", "Valencia"}, c.Cities); d != "" {
+		t.Errorf("cities (-want +got):\n%s", d)
+	}
+	empty := e.site(t, shard.Default)
+	if c, err := content.SearchChoices(ctx, empty); err != nil || len(c.Types) != 0 || len(c.Cities) != 0 {
+		t.Errorf("choices of an empty website: %+v, %v", c, err)
+	}
+}
+
+// A visitor's city matches whatever the agent typed, in any case, with or
+// without accents, and by its beginning.
+func TestSearch_CityIgnoresCaseAndAccentsAndMatchesTheStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 0)
+	s := e.site(t, shard.Default)
+	for _, city := range []string{"Lisboa", "lisboa", "Sao Paulo", "São Paulo", "MÁLAGA", "Zürich", "Łódź", "Porto", "Porto Santo", "100%_Town"} {
+		in := house("In " + city)
+		in.City = city
+		mustCreate(t, s, in)
+	}
+	elsewhere := house("Lisboa of another site")
+	elsewhere.City = "Lisboa"
+	mustCreate(t, e.site(t, shard.Default), elsewhere)
+
+	lisboa := []string{"In lisboa", "In Lisboa"}
+	saoPaulo := []string{"In São Paulo", "In Sao Paulo"}
+	for _, tc := range []struct {
+		city string
+		want []string // newest first
+	}{
+		{"Lisboa", lisboa},
+		{"lisboa", lisboa},
+		{"LISBOA", lisboa},
+		{"Lisbóa", lisboa},
+		{"lisb", lisboa},
+		{"  Lisb  ", lisboa},
+		{"são paulo", saoPaulo},
+		{"sao paulo", saoPaulo},
+		{"SÃO", saoPaulo},
+		{"malaga", []string{"In MÁLAGA"}},
+		{"Málaga", []string{"In MÁLAGA"}},
+		{"zurich", []string{"In Zürich"}},
+		{"ZÜRICH", []string{"In Zürich"}},
+		{"lodz", []string{"In Łódź"}},
+		{"Porto", []string{"In Porto Santo", "In Porto"}},
+		{"porto s", []string{"In Porto Santo"}},
+		// The start of the name, not any part of it.
+		{"isboa", []string{}},
+		{"paulo", []string{}},
+		// LIKE's wildcards are letters like any other.
+		{"Lisb%", []string{}},
+		{"_isboa", []string{}},
+		{"%", []string{}},
+		{"100%_", []string{"In 100%_Town"}},
+		{"Lisboa Norte", []string{}},
+	} {
+		t.Run(tc.city, func(t *testing.T) {
+			t.Parallel()
+			r, err := content.Search(ctx, s, content.Filter{City: tc.city})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, titles(r)); d != "" {
+				t.Errorf("city %q (-want +got):\n%s", tc.city, d)
+			}
+		})
+	}
+
+	// The list a form offers names each city once, however it is spelt.
+	c, err := content.SearchChoices(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "Madrid" and "madrid" are one city; the hidden Ibiza and the empty
-	// city are not listed.
-	if len(cities) != 2 || cities[1] != "Valencia" || (cities[0] != "Madrid" && cities[0] != "madrid") {
-		t.Errorf("cities %q, want Madrid and Valencia", cities)
+	if len(c.Cities) != 8 || c.Cities[0] != "100%_Town" || c.Cities[1] != "Lisboa" && c.Cities[1] != "lisboa" ||
+		c.Cities[2] != "Łódź" || c.Cities[3] != "MÁLAGA" || c.Cities[4] != "Porto" || c.Cities[5] != "Porto Santo" ||
+		c.Cities[6] != "São Paulo" && c.Cities[6] != "Sao Paulo" || c.Cities[7] != "Zürich" {
+		t.Errorf("cities %q: want each once, in the order of their plain spelling", c.Cities)
 	}
-	empty := e.site(t, shard.Default)
-	if types, err := content.PropertyTypes(ctx, empty); err != nil || len(types) != 0 {
-		t.Errorf("types of an empty website: %v, %v", types, err)
+}
+
+// SearchMany gives each search the results Search gives it alone.
+func TestSearchMany_IsEachSearchAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEnv(t, 0).site(t, shard.Default)
+	catalogue(t, s)
+	filters := []content.Filter{
+		{HighlightedOnly: true, PerPage: 6},
+		{Listing: "sale", PerPage: 2},
+		{Listing: "rent", PerPage: 2, Page: 2},
+		{City: "Nowhere"},
+		{Listing: "sale", PerPage: 2, Page: 9}, // past the last page
+	}
+	many, err := content.SearchMany(ctx, s, filters...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(many) != len(filters) {
+		t.Fatalf("%d results for %d searches", len(many), len(filters))
+	}
+	for i, f := range filters {
+		alone, err := content.Search(ctx, s, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(titles(alone), titles(many[i])); d != "" {
+			t.Errorf("search %d (%+v) (-alone +together):\n%s", i, f, d)
+		}
+		if many[i].Total != alone.Total || many[i].Page != alone.Page || many[i].PerPage != alone.PerPage {
+			t.Errorf("search %d: total %d page %d per page %d; alone %d %d %d", i,
+				many[i].Total, many[i].Page, many[i].PerPage, alone.Total, alone.Page, alone.PerPage)
+		}
+	}
+	want := []int{1, 5, 3, 0, 5}
+	for i, r := range many {
+		if r.Total != want[i] {
+			t.Errorf("search %d: total %d, want %d", i, r.Total, want[i])
+		}
+	}
+	if d := cmp.Diff([]string{"cheap-rent"}, titles(many[2])); d != "" {
+		t.Errorf("second page of rentals (-want +got):\n%s", d)
+	}
+	if _, err := content.SearchMany(ctx, s, content.Filter{}, content.Filter{MinBedrooms: -1}); !errors.Is(err, content.ErrInvalid) {
+		t.Errorf("a bad filter among good ones: %v, want ErrInvalid", err)
 	}
 }

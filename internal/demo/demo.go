@@ -150,8 +150,8 @@ func writeContent(ctx context.Context, s tenant.Scope, w registry.Website, o Opt
 		}
 		ids[i] = p.ID
 		res.Properties++
-		for _, v := range pp.photos {
-			if _, err := content.AddPhoto(ctx, s, p.ID, d.set[pp.kind][v], limits); err != nil {
+		for _, shot := range d.set.shots[pp.kind][pp.building][:pp.photos] {
+			if _, err := content.AddPhoto(ctx, s, p.ID, shot, limits); err != nil {
 				return err
 			}
 			res.Photos++

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"image/color"
 	_ "image/jpeg" // registers the format image.Decode reads back
 	"os"
 	"reflect"
@@ -98,6 +99,20 @@ func TestSeed_FillsTheTenantsShardOnceAndEnsuresTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Which building and shot each photo the seed can write is.
+	drawn, err := drawPhotos(w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type shotOf struct{ kind, building, shot int }
+	shots := map[string]shotOf{}
+	for k := range drawn.shots {
+		for b := range drawn.shots[k] {
+			for sh, data := range drawn.shots[k][b] {
+				shots[string(data)] = shotOf{k, b, sh}
+			}
+		}
+	}
 	sale, rent, highlighted, photos := 0, 0, 0, 0
 	for _, sp := range found.Properties {
 		p, err := content.GetProperty(ctx, s, sp.ID)
@@ -124,10 +139,20 @@ func TestSeed_FillsTheTenantsShardOnceAndEnsuresTheOwner(t *testing.T) {
 		if p.Highlighted {
 			highlighted++
 		}
-		for _, info := range p.Photos {
+		var building shotOf
+		for i, info := range p.Photos {
 			ph, err := content.GetPhoto(ctx, s, info.ID, false)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// A listing's photos are the shots of one building, in order.
+			got, ok := shots[string(ph.Data)]
+			if !ok || got.shot != i || i > 0 && (got.kind != building.kind || got.building != building.building) {
+				t.Errorf("photo %d of %s is %+v (drawn: %v), want shot %d of the building of its first photo %+v",
+					i+1, p.Reference, got, ok, i, building)
+			}
+			if i == 0 {
+				building = got
 			}
 			img, format, err := image.Decode(bytes.NewReader(ph.Data))
 			if err != nil || format != "jpeg" || img.Bounds() != image.Rect(0, 0, photoWidth, photoHeight) {
@@ -184,6 +209,11 @@ func TestNewPlan_IsDeterministicPerSeed(t *testing.T) {
 	in := map[string]bool{}
 	for _, p := range a.properties {
 		in[p.in.City] = true
+		// One building per listing, of the listing's kind.
+		if p.building < 0 || p.building >= buildingsPerKind || p.photos < 1 || p.photos > shotsPerBuilding ||
+			p.kind != typeNamed(t, p.in.PropertyType).kind {
+			t.Errorf("%s: a %s with %d photos of building %d of kind %d", p.in.Reference, p.in.PropertyType, p.photos, p.building, p.kind)
+		}
 	}
 	if len(in) > citiesPerTenant {
 		t.Errorf("properties in %d cities", len(in))
@@ -193,6 +223,17 @@ func TestNewPlan_IsDeterministicPerSeed(t *testing.T) {
 			t.Errorf("%s: %d streets, %d areas, %d postcodes", c.name, len(c.streets), len(c.areas), len(c.postcodes))
 		}
 	}
+}
+
+func typeNamed(t *testing.T, name string) propertyType {
+	t.Helper()
+	for _, pt := range propertyTypes {
+		if pt.name == name {
+			return pt
+		}
+	}
+	t.Fatalf("no property type %q", name)
+	return propertyType{}
 }
 
 func TestReferencePrefix(t *testing.T) {
@@ -217,10 +258,53 @@ func TestDrawPhotos_AreSmallDeterministicJPEGs(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Error("photos from one seed differ")
 	}
-	for k := range a {
-		for v, data := range a[k] {
-			if ct, err := content.PhotoContentType(data); err != nil || ct != "image/jpeg" || len(data) > 100<<10 {
-				t.Errorf("kind %d variant %d: %s, %d bytes, %v", k, v, ct, len(data), err)
+	for k := range a.shots {
+		for b := range a.shots[k] {
+			for sh, data := range a.shots[k][b] {
+				if ct, err := content.PhotoContentType(data); err != nil || ct != "image/jpeg" || len(data) > 100<<10 {
+					t.Errorf("kind %d building %d shot %d: %s, %d bytes, %v", k, b, sh, ct, len(data), err)
+				}
+			}
+		}
+	}
+}
+
+// The shots of a building show that building, each from elsewhere or at
+// another time: its wall, in its own colour, covers much of every shot,
+// and the wall of another colour is in none (beyond a few pixels where a
+// close-up blends two colours into it).
+func TestDrawShot_ShotsOfABuildingShowIt(t *testing.T) {
+	t.Parallel()
+	const seed = 3
+	for k := range numKinds {
+		var looks [buildingsPerKind]look
+		for b := range looks {
+			looks[b] = design(buildingRand(seed, k, b), k)
+		}
+		for b, l := range looks {
+			var shots [shotsPerBuilding]*image.RGBA
+			for sh := range shots {
+				shots[sh] = drawShot(l, sh, shotRand(seed, k, b, sh))
+				colours := map[color.RGBA]int{}
+				for i := 0; i < len(shots[sh].Pix); i += 4 {
+					p := shots[sh].Pix[i : i+4 : i+4]
+					colours[color.RGBA{p[0], p[1], p[2], p[3]}]++
+				}
+				if n := colours[l.wall]; n < photoWidth*photoHeight/50 {
+					t.Errorf("kind %d building %d shot %d: %d pixels of its wall, want at least 2%% of the photo", k, b, sh, n)
+				}
+				for ob, other := range looks {
+					if other.wall != l.wall && colours[other.wall] > photoWidth*photoHeight/200 {
+						t.Errorf("kind %d building %d shot %d shows building %d's wall", k, b, sh, ob)
+					}
+				}
+			}
+			for i := range shots {
+				for j := range i {
+					if bytes.Equal(shots[i].Pix, shots[j].Pix) {
+						t.Errorf("kind %d building %d: shots %d and %d are the same picture", k, b, j, i)
+					}
+				}
 			}
 		}
 	}

@@ -23,9 +23,10 @@ type plan struct {
 }
 
 type plannedProperty struct {
-	in     content.PropertyInput
-	kind   photoKind
-	photos []int // indexes into the variants of kind, distinct
+	in       content.PropertyInput
+	kind     photoKind
+	building int // which building of kind its photos show
+	photos   int // how many: its first shots, from 1 to shotsPerBuilding
 }
 
 type plannedEnquiry struct {
@@ -254,8 +255,7 @@ func newProperty(r *rand.Rand, c city, listing int) plannedProperty {
 	}
 	in.Description = description(r, in, t, c, neighbourhood)
 
-	nPhotos := between(r, 1, 3)
-	return plannedProperty{in: in, kind: t.kind, photos: r.Perm(variantsPerKind)[:nPhotos]}
+	return plannedProperty{in: in, kind: t.kind, building: r.IntN(buildingsPerKind), photos: between(r, 1, shotsPerBuilding)}
 }
 
 func pickType(r *rand.Rand) propertyType {

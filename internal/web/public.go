@@ -21,6 +21,7 @@ func (s *Server) publicRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /buy", s.handle(s.search("sale")))
 	mux.Handle("GET /rent", s.handle(s.search("rent")))
 	mux.Handle("GET /properties/{slug}", s.handle(s.property))
+	mux.Handle("GET /properties/{slug}/photos/{n}", s.handle(s.propertyPhoto))
 	mux.Handle("POST /properties/{slug}/enquiry", s.handle(s.propertyEnquiry))
 	mux.Handle("GET /contact", s.handle(s.contact))
 	mux.Handle("POST /contact", s.handle(s.contactSubmit))
@@ -39,11 +40,7 @@ type chrome struct {
 }
 
 func loadChrome(ctx context.Context, st *site) (*chrome, error) {
-	ag, err := content.GetAgency(ctx, st.Scope)
-	if err != nil {
-		return nil, err
-	}
-	menu, err := content.ListPages(ctx, st.Scope, true)
+	ag, menu, err := content.GetFrame(ctx, st.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -62,37 +59,45 @@ func (s *Server) renderPublic(w http.ResponseWriter, r *http.Request, status int
 	return s.pages.render(w, status, name, v)
 }
 
+// homeCards is how many cards each list of the home page shows: two rows
+// of a card grid, which has one, two or three columns.
+const homeCards = 6
+
 type homeData struct {
+	Form                          searchForm
 	Highlighted, ForSale, ForRent []content.Property
 }
 
+// home runs three statements on the tenant's shard: its lists in one, the
+// search form's choices, and the page's frame.
 func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 	sc := siteFrom(r.Context()).Scope
-	var d homeData
-	for _, q := range []struct {
-		f    content.Filter
-		into *[]content.Property
-	}{
-		{content.Filter{HighlightedOnly: true, PerPage: 6}, &d.Highlighted},
-		{content.Filter{Listing: "sale", PerPage: 6}, &d.ForSale},
-		{content.Filter{Listing: "rent", PerPage: 6}, &d.ForRent},
-	} {
-		res, err := content.Search(r.Context(), sc, q.f)
-		if err != nil {
-			return err
-		}
-		*q.into = res.Properties
+	lists, err := content.SearchMany(r.Context(), sc,
+		content.Filter{HighlightedOnly: true, PerPage: homeCards},
+		content.Filter{Listing: content.ListingSale, PerPage: homeCards},
+		content.Filter{Listing: content.ListingRent, PerPage: homeCards})
+	if err != nil {
+		return err
+	}
+	d := homeData{Highlighted: lists[0].Properties, ForSale: lists[1].Properties, ForRent: lists[2].Properties}
+	if d.Form.Choices, err = content.SearchChoices(r.Context(), sc); err != nil {
+		return err
 	}
 	return s.renderPublic(w, r, http.StatusOK, "public/home", view{Data: d, Meta: &pageMeta{Image: firstCover(d.Highlighted)}})
 }
 
 type searchData struct {
-	Listing string // "sale" or "rent"
-	Query   searchQuery
+	Form    searchForm
 	Results content.Results
-	Types   []string
-	Cities  []string
 	URL     *url.URL
+}
+
+// searchForm is the one search form of the home page, /buy and /rent.
+type searchForm struct {
+	Listing string // the page's listing, "sale" or "rent"; "" on the home page
+	Query   searchQuery
+	content.Choices
+	Fields fieldErr
 }
 
 // searchQuery is the search form as typed, shown back to the visitor.
@@ -100,20 +105,19 @@ type searchQuery struct {
 	MinPrice, MaxPrice, Bedrooms, Type, City string
 }
 
+// search runs three statements on the tenant's shard: the page of results
+// with their count, the form's choices, and the page's frame.
 func (s *Server) search(listing string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		sc := siteFrom(r.Context()).Scope
 		q := r.URL.Query()
-		d := searchData{Listing: listing, URL: r.URL, Query: searchQuery{
+		d := searchData{URL: r.URL, Form: searchForm{Listing: listing, Query: searchQuery{
 			MinPrice: q.Get("min_price"), MaxPrice: q.Get("max_price"), Bedrooms: q.Get("bedrooms"),
 			Type: q.Get("type"), City: q.Get("city"),
-		}}
+		}}}
 		f, fields := parseFilter(listing, q)
 		var err error
-		if d.Types, err = content.PropertyTypes(r.Context(), sc); err != nil {
-			return err
-		}
-		if d.Cities, err = content.Cities(r.Context(), sc); err != nil {
+		if d.Form.Choices, err = content.SearchChoices(r.Context(), sc); err != nil {
 			return err
 		}
 		if len(fields) == 0 {
@@ -130,6 +134,7 @@ func (s *Server) search(listing string) handlerFunc {
 			title = "Homes to rent"
 		}
 		if len(fields) > 0 {
+			d.Form.Fields = fields
 			return s.renderPublic(w, r, http.StatusBadRequest, "public/search",
 				view{Title: title, Data: d, Fields: fields, Error: "Please correct the search."})
 		}
@@ -249,6 +254,30 @@ func (s *Server) property(w http.ResponseWriter, r *http.Request) error {
 // propertyView is a property's page with its enquiry form as f draws it.
 func propertyView(p content.Property, f enquiryForm) view {
 	return view{Title: p.Title, Data: propertyData{Property: p, Form: f}, Meta: propertyMeta(p)}
+}
+
+type photoPageData struct {
+	Property content.Property
+	Photo    content.PhotoInfo
+	N        int // the photo's place, from 1 to len(Property.Photos)
+}
+
+// propertyPhoto shows the nth photo of a visible property large, with links
+// to the photos before and after it and back to the property: a page, so it
+// works without JavaScript. A photo past the last, or of a property the
+// site does not show, is not found.
+func (s *Server) propertyPhoto(w http.ResponseWriter, r *http.Request) error {
+	p, err := content.GetVisibleProperty(r.Context(), siteFrom(r.Context()).Scope, r.PathValue("slug"))
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 || n > len(p.Photos) {
+		return fmt.Errorf("photo %q of property %q: %w", r.PathValue("n"), p.Slug, content.ErrNotFound)
+	}
+	title := fmt.Sprintf("Photo %d of %d · %s", n, len(p.Photos), p.Title)
+	return s.renderPublic(w, r, http.StatusOK, "public/photo",
+		view{Title: title, Data: photoPageData{Property: p, Photo: p.Photos[n-1], N: n}, Meta: propertyMeta(p)})
 }
 
 func (s *Server) cmsPage(w http.ResponseWriter, r *http.Request) error {

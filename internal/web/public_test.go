@@ -112,7 +112,7 @@ func TestPublic_HomeSearchPropertyPagesAndPhotos(t *testing.T) {
 
 	home := p.get(host, "/")
 	wantStatus(t, home, 200)
-	bodyHas(t, home, "Featured", "Penthouse with a view", "Studio to let", "Family house 13", "EUR 950", "/ month",
+	bodyHas(t, home, "Featured", "Penthouse with a view", "Studio to let", "Family house 13", "€950", "/ month",
 		"Prestige Estates Ltd", "21 000 0000", `href="/p/about"`, "/photos/")
 	bodyLacks(t, home, "Secret draft listing", "Draft page")
 	if !strings.Contains(home.Header.Get("Content-Security-Policy"), "default-src 'self'") {
@@ -132,7 +132,7 @@ func TestPublic_HomeSearchPropertyPagesAndPhotos(t *testing.T) {
 
 	page := p.get(host, "/properties/"+star.Slug)
 	wantStatus(t, page, 200)
-	bodyHas(t, page, "Penthouse with a view", "Terrace", "Lift", "Light on three sides.", "EUR 300,000", "Porto", `name="email"`)
+	bodyHas(t, page, "Penthouse with a view", "Terrace", "Lift", "Light on three sides.", "€300,000", "Porto", `name="email"`)
 	wantStatus(t, p.get(host, "/properties/"+hidden.Slug), 404)
 	wantStatus(t, p.get(host, "/properties/no-such-home"), 404)
 
@@ -159,7 +159,9 @@ func TestPublic_HomeSearchPropertyPagesAndPhotos(t *testing.T) {
 		t.Errorf("stylesheet content type %q", css.Header.Get("Content-Type"))
 	}
 	wantStatus(t, p.get(host, "/no/such/page"), 404)
-	bodyHas(t, p.get(host, "/properties/"+rental.Slug), "For rent", "EUR 950")
+	// A studio reads so, on its card and its page, and says it once.
+	bodyHas(t, home, "Lisbon · Studio · 1 bath</p>")
+	bodyHas(t, p.get(host, "/properties/"+rental.Slug), "For rent", "€950", "<dt>Bedrooms</dt><dd>Studio</dd>")
 }
 
 func TestPublic_EnquiryAndContactLandOnTheTenantsShard(t *testing.T) {

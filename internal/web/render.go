@@ -207,6 +207,7 @@ var templateFuncs = template.FuncMap{
 	"clock":      func(t time.Time) string { return t.Format("15:04:05") },
 	"progress":   func(m journal.Move) moveProgress { return progressOf(m, time.Now()) },
 	"listing":    listingLabel,
+	"facts":      cardFacts,
 }
 
 func toInt64(n any) int64 {
@@ -249,24 +250,6 @@ func bytesText(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
-// formatMoney shows whole units with thousands separators, and cents only when
-// there are any: "EUR 250,000", "USD 1,250.50".
-func formatMoney(cents *int64, currency string) string {
-	if cents == nil {
-		return "Price on application"
-	}
-	c := *cents
-	whole, frac := c/100, c%100
-	out := thousands(whole)
-	if frac != 0 {
-		out += fmt.Sprintf(".%02d", frac)
-	}
-	if currency != "" {
-		out = currency + " " + out
-	}
-	return out
 }
 
 func listingLabel(p content.Property) string {

@@ -419,7 +419,7 @@ func TestSiteAdmin_PropertiesAreWrittenToTheTenantsOwnShard(t *testing.T) {
 
 	r = p.get(host, "/site_admin/properties", cookie)
 	wantStatus(t, r, http.StatusOK)
-	saWantBody(t, r, "Sunny flat", "EUR 250,000", "table-wrap")
+	saWantBody(t, r, "Sunny flat", "€250,000", "table-wrap")
 
 	t.Run("edit", func(t *testing.T) {
 		f := saPropertyFields("Sunny flat, renovated")
