@@ -536,7 +536,7 @@ func (f *ListFilter) Validate() error {
 // ListProperties returns one page of the website's properties that match f,
 // hidden ones included, newest first, for the site's admin. Features and
 // photos are not filled in; CoverPhotoID is. The count and the page are
-// each one query on the tenant's rows.
+// one query each.
 func ListProperties(ctx context.Context, s tenant.Scope, f ListFilter) (Results, error) {
 	if err := f.Validate(); err != nil {
 		return Results{}, err
@@ -568,9 +568,13 @@ func ListProperties(ctx context.Context, s tenant.Scope, f ListFilter) (Results,
 	if err := s.QueryRow(ctx, "SELECT count(*) FROM properties p"+cond, args...).Scan(&r.Total); err != nil {
 		return Results{}, fmt.Errorf("counting properties of tenant %d: %w", s.WebsiteID, err)
 	}
+	// The page is chosen first and the covers looked up for its rows alone:
+	// in one query they would be looked up for every matching row before
+	// the sort, which a tenant with thousands of properties feels.
+	const order = " ORDER BY p.created_at DESC, p.id DESC"
 	n := len(args)
-	query := fmt.Sprintf("SELECT %s, %s FROM properties p%s ORDER BY p.created_at DESC, p.id DESC LIMIT $%d OFFSET $%d",
-		propertyColumns, coverPhotoColumn, cond, n+1, n+2)
+	query := fmt.Sprintf("SELECT %s, %s FROM (SELECT p.* FROM properties p%s%s LIMIT $%d OFFSET $%d) p%s",
+		propertyColumns, coverPhotoColumn, cond, order, n+1, n+2, order)
 	rows, err := s.Query(ctx, query, append(args, f.PerPage, (f.Page-1)*f.PerPage)...)
 	if err != nil {
 		return Results{}, fmt.Errorf("listing properties of tenant %d: %w", s.WebsiteID, err)
