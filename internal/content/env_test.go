@@ -26,6 +26,7 @@ import (
 // env is a migrated throw-away platform: primary, plus shard_1 ... on
 // separate servers when asked for.
 type env struct {
+	cluster *pgtest.Cluster
 	set     *shard.Set
 	primary *pgxpool.Pool
 	n       atomic.Int64
@@ -34,7 +35,7 @@ type env struct {
 func newEnv(t *testing.T, shards int) *env {
 	t.Helper()
 	e := &env{}
-	_, e.set = pgtest.MigratedCluster(t, shards)
+	e.cluster, e.set = pgtest.MigratedCluster(t, shards)
 	var err error
 	if e.primary, err = e.set.Primary(); err != nil {
 		t.Fatal(err)

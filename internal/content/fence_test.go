@@ -37,6 +37,8 @@ func TestWrites_PausedUnlessActive(t *testing.T) {
 			errs["DeleteProperty"] = content.DeleteProperty(ctx, s, o.property.ID)
 			_, errs["AddPhoto"] = content.AddPhoto(ctx, s, o.property.ID, pngBytes(t), photoLimits)
 			errs["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)
+			errs["MovePhoto"] = content.MovePhoto(ctx, s, o.property.ID, o.photo.ID, 1)
+			_, errs["CreatePropertyWithPhotos"] = content.CreatePropertyWithPhotos(ctx, s, house("New"), [][]byte{pngBytes(t)}, photoLimits)
 			_, errs["SubmitEnquiry"] = content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "N", Email: "n@example.com", Body: "Hi"})
 			errs["SetMessageRead"] = content.SetMessageRead(ctx, s, o.message, true)
 			_, errs["CreatePage"] = content.CreatePage(ctx, s, content.PageInput{Title: "New page"})
@@ -58,6 +60,9 @@ func TestWrites_PausedUnlessActive(t *testing.T) {
 			}
 			if r, err := content.Search(ctx, s, content.Filter{}); err != nil || r.Total != 1 {
 				t.Errorf("Search while %s: %d, %v", tc.status, r.Total, err)
+			}
+			if r, err := content.ListProperties(ctx, s, content.ListFilter{Text: "secret"}); err != nil || r.Total != 1 {
+				t.Errorf("ListProperties while %s: %d, %v", tc.status, r.Total, err)
 			}
 			if _, err := content.GetPhoto(ctx, s, o.photo.ID, true); err != nil {
 				t.Errorf("GetPhoto while %s: %v", tc.status, err)
@@ -92,6 +97,8 @@ func TestWrites_PausedAfterTheTenantMoved(t *testing.T) {
 	errs["DeleteProperty"] = content.DeleteProperty(ctx, s, o.property.ID)
 	_, errs["AddPhoto"] = content.AddPhoto(ctx, s, o.property.ID, pngBytes(t), photoLimits)
 	errs["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)
+	errs["MovePhoto"] = content.MovePhoto(ctx, s, o.property.ID, o.photo.ID, 1)
+	_, errs["CreatePropertyWithPhotos"] = content.CreatePropertyWithPhotos(ctx, s, house("Stale scope"), [][]byte{pngBytes(t)}, photoLimits)
 	_, errs["SubmitEnquiry"] = content.SubmitEnquiry(ctx, s, content.Enquiry{Name: "N", Email: "n@example.com", Body: "Hi"})
 	errs["SetMessageRead"] = content.SetMessageRead(ctx, s, o.message, true)
 	_, errs["CreatePage"] = content.CreatePage(ctx, s, content.PageInput{Title: "New page"})

@@ -73,6 +73,7 @@ func TestIsolation_AnotherWebsitesRowsAreNotFound(t *testing.T) {
 			_, notFound["GetPhoto public"] = content.GetPhoto(ctx, s, o.photo.ID, true)
 			_, notFound["GetPhoto admin"] = content.GetPhoto(ctx, s, o.photo.ID, false)
 			notFound["DeletePhoto"] = content.DeletePhoto(ctx, s, o.photo.ID)
+			notFound["MovePhoto"] = content.MovePhoto(ctx, s, p.ID, o.photo.ID, 1)
 			_, notFound["SubmitEnquiry about their property"] = content.SubmitEnquiry(ctx, s,
 				content.Enquiry{Name: "X", Email: "x@example.com", Body: "Hi", PropertyID: &p.ID})
 			_, notFound["GetMessage"] = content.GetMessage(ctx, s, o.message)
@@ -91,6 +92,9 @@ func TestIsolation_AnotherWebsitesRowsAreNotFound(t *testing.T) {
 			res, err := content.Search(ctx, s, content.Filter{IncludeHidden: true})
 			if err != nil || res.Total != 0 {
 				t.Errorf("Search: %d results, %v", res.Total, err)
+			}
+			if res, err := content.ListProperties(ctx, s, content.ListFilter{Text: "secret"}); err != nil || res.Total != 0 {
+				t.Errorf("ListProperties: %d results, %v", res.Total, err)
 			}
 			msgs, total, err := content.ListMessages(ctx, s, 1, 100)
 			if err != nil || total != 0 || len(msgs) != 0 {

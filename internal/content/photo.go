@@ -221,12 +221,75 @@ func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, insertPhoto, s.WebsiteID, propertyID, id, ct, data).Scan(&info.SortOrder)
+		info.SortOrder, err = insertPhotoRow(ctx, tx, s.WebsiteID, propertyID, id, ct, data)
+		return err
 	})
 	if err != nil {
 		return PhotoInfo{}, fmt.Errorf("adding a photo to property %s of tenant %d: %w", propertyID, s.WebsiteID, err)
 	}
 	return info, nil
+}
+
+// insertPhotoRow stores a checked photo after the property's others and
+// returns its sort order.
+func insertPhotoRow(ctx context.Context, tx tenant.Tx, websiteID int64, propertyID, id uuid.UUID, ct string, data []byte) (int, error) {
+	var order int
+	err := tx.QueryRow(ctx, insertPhoto, websiteID, propertyID, id, ct, data).Scan(&order)
+	return order, err
+}
+
+const (
+	selectPhotoOrder = `SELECT id FROM property_photos WHERE website_id = $1 AND property_id = $2
+		ORDER BY sort_order, created_at, id`
+	// renumberPhotos gives the photos of $3, in that order, the sort orders
+	// 0, 1, 2 ...; only rows whose order changes are written.
+	renumberPhotos = `UPDATE property_photos ph SET sort_order = o.n - 1
+		FROM unnest($3::uuid[]) WITH ORDINALITY AS o (id, n)
+		WHERE ph.website_id = $1 AND ph.property_id = $2 AND ph.id = o.id AND ph.sort_order <> o.n - 1`
+)
+
+// MovePhoto puts a photo of a property at position, counted from 1 in
+// display order, and shifts the photos between one place; position 1 makes
+// it the cover, the photo shown first. The photos are numbered afresh in one
+// transaction that holds the property's row, as AddPhoto does, so a move and
+// an upload take turns. A photo that is not one of this property's, in this
+// website, is ErrNotFound; a position outside 1 to the number of photos is an
+// *InvalidError for the field "position".
+func MovePhoto(ctx context.Context, s tenant.Scope, propertyID, photoID uuid.UUID, position int) error {
+	err := s.Write(ctx, func(tx tenant.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, lockPropertyForPhoto, s.WebsiteID, propertyID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, selectPhotoOrder, s.WebsiteID, propertyID)
+		if err != nil {
+			return err
+		}
+		order, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		from := slices.Index(order, photoID)
+		if from < 0 {
+			return ErrNotFound
+		}
+		if position < 1 || position > len(order) {
+			return &InvalidError{Fields: map[string]string{"position": fmt.Sprintf(
+				"Choose a position between 1 and %d.", len(order))}}
+		}
+		order = slices.Insert(slices.Delete(order, from, from+1), position-1, photoID)
+		_, err = tx.Exec(ctx, renumberPhotos, s.WebsiteID, propertyID, order)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("moving photo %s of property %s of tenant %d to position %d: %w",
+			photoID, propertyID, s.WebsiteID, position, err)
+	}
+	return nil
 }
 
 const (

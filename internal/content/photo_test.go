@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
 func TestPhoto_AddGetDelete(t *testing.T) {
@@ -367,5 +369,142 @@ func TestPhoto_AbsurdSizesAreRefusedWithNothingWritten(t *testing.T) {
 	}
 	if _, err := content.AddPhoto(ctx, s, p.ID, pngSized(t, 12000, 12000), photoLimits); err != nil {
 		t.Errorf("a photo of 12000 pixels a side: %v", err)
+	}
+}
+
+func photoOrder(t *testing.T, s tenant.Scope, propertyID uuid.UUID) ([]uuid.UUID, []int) {
+	t.Helper()
+	p, err := content.GetProperty(context.Background(), s, propertyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uuid.UUID
+	var orders []int
+	for _, ph := range p.Photos {
+		ids = append(ids, ph.ID)
+		orders = append(orders, ph.SortOrder)
+	}
+	return ids, orders
+}
+
+// A photo moves to any position and the others shift; position 1 makes it
+// the cover, which the lists and the public page show first.
+func TestPhoto_MoveAndChooseTheCover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEnv(t, 0).site(t, shard.Default)
+	p := mustCreate(t, s, house("Many rooms"))
+	var a, b, c, d uuid.UUID
+	for _, id := range []*uuid.UUID{&a, &b, &c, &d} {
+		*id = mustPhoto(t, s, p, pngBytes(t)).ID
+	}
+	move := func(photo uuid.UUID, to int, want ...uuid.UUID) {
+		t.Helper()
+		if err := content.MovePhoto(ctx, s, p.ID, photo, to); err != nil {
+			t.Fatalf("MovePhoto to %d: %v", to, err)
+		}
+		ids, orders := photoOrder(t, s, p.ID)
+		if !slices.Equal(ids, want) {
+			t.Errorf("after moving to %d: %v, want %v", to, ids, want)
+		}
+		if !slices.Equal(orders, []int{0, 1, 2, 3}[:len(want)]) {
+			t.Errorf("after moving to %d: sort orders %v", to, orders)
+		}
+	}
+	move(d, 1, d, a, b, c)
+	move(d, 3, a, b, d, c)
+	move(a, 4, b, d, c, a)
+	move(c, 3, b, d, c, a) // where it is already
+	move(a, 1, a, b, d, c)
+
+	pub, err := content.GetVisibleProperty(ctx, s, p.Slug)
+	if err != nil || len(pub.Photos) != 4 || pub.Photos[0].ID != a || pub.Photos[3].ID != c {
+		t.Errorf("the public page's photos: %+v, %v", pub.Photos, err)
+	}
+	if r, err := content.Search(ctx, s, content.Filter{}); err != nil || *r.Properties[0].CoverPhotoID != a {
+		t.Errorf("the public list's cover: %v", err)
+	}
+	if r, err := content.ListProperties(ctx, s, content.ListFilter{}); err != nil || *r.Properties[0].CoverPhotoID != a {
+		t.Errorf("the admin list's cover: %v", err)
+	}
+
+	// A deleted photo leaves a gap that the next move closes, and an upload
+	// still goes last.
+	if err := content.DeletePhoto(ctx, s, b); err != nil {
+		t.Fatal(err)
+	}
+	move(c, 1, c, a, d)
+	e := mustPhoto(t, s, p, pngBytes(t))
+	if ids, _ := photoOrder(t, s, p.ID); !slices.Equal(ids, []uuid.UUID{c, a, d, e.ID}) || e.SortOrder != 3 {
+		t.Errorf("an upload after a move: %v, sort order %d", ids, e.SortOrder)
+	}
+}
+
+func TestPhoto_MoveRefusesAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 0)
+	s, stranger := e.site(t, shard.Default), e.site(t, shard.Default)
+	p := mustCreate(t, s, house("Two photos"))
+	first, second := mustPhoto(t, s, p, pngBytes(t)), mustPhoto(t, s, p, pngBytes(t))
+	other := mustCreate(t, s, house("Another"))
+	otherPhoto := mustPhoto(t, s, other, pngBytes(t))
+	strangers := mustCreate(t, stranger, house("A stranger's"))
+	before, strangerBefore := snapshot(t, s), snapshot(t, stranger)
+
+	for _, position := range []int{0, -1, 3, 1 << 30} {
+		err := content.MovePhoto(ctx, s, p.ID, second.ID, position)
+		if got := invalidFields(t, err)["position"]; got != "Choose a position between 1 and 2." {
+			t.Errorf("position %d: %q", position, got)
+		}
+	}
+	for name, err := range map[string]error{
+		"another property's photo":  content.MovePhoto(ctx, s, p.ID, otherPhoto.ID, 1),
+		"a photo of no property":    content.MovePhoto(ctx, s, p.ID, uuid.Must(uuid.NewV7()), 1),
+		"a property that is not":    content.MovePhoto(ctx, s, uuid.Must(uuid.NewV7()), first.ID, 1),
+		"a photo under another one": content.MovePhoto(ctx, s, other.ID, second.ID, 1),
+		// Another website on the same shard, with a property of its own.
+		"another website's photo":            content.MovePhoto(ctx, stranger, p.ID, second.ID, 1),
+		"another website's photo, under its": content.MovePhoto(ctx, stranger, strangers.ID, second.ID, 1),
+	} {
+		wantErr(t, name, err, content.ErrNotFound)
+	}
+	if d := cmp.Diff(before, snapshot(t, s)); d != "" {
+		t.Errorf("refused moves changed rows (-before +after):\n%s", d)
+	}
+	if d := cmp.Diff(strangerBefore, snapshot(t, stranger)); d != "" {
+		t.Errorf("refused moves changed the other website's rows (-before +after):\n%s", d)
+	}
+}
+
+// Moves and uploads at once take turns on the property's row: every photo
+// ends with a place of its own.
+func TestPhoto_MovesAndUploadsAtOnceKeepDistinctPlaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEnv(t, 0).site(t, shard.Default)
+	p := mustCreate(t, s, house("Busy"))
+	var photos []uuid.UUID
+	for range 4 {
+		photos = append(photos, mustPhoto(t, s, p, pngBytes(t)).ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 12 {
+		wg.Go(func() { errs <- content.MovePhoto(ctx, s, p.ID, photos[i%4], 1+i%3) })
+	}
+	for range 4 {
+		wg.Go(func() { _, err := content.AddPhoto(ctx, s, p.ID, pngBytes(t), photoLimits); errs <- err })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	ids, orders := photoOrder(t, s, p.ID)
+	if len(ids) != 8 || len(slices.Compact(slices.Clone(orders))) != 8 {
+		t.Errorf("after concurrent moves and uploads: %d photos with sort orders %v", len(ids), orders)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -318,7 +319,19 @@ const defaultPropertySlug = "property"
 // slug comes from the title, made unique in the website with -2, -3 ...
 // A reference already used in the website is ErrConflict.
 func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Property, error) {
-	if err := in.Validate(); err != nil {
+	return CreatePropertyWithPhotos(ctx, s, in, nil, PhotoLimits{})
+}
+
+// CreatePropertyWithPhotos is CreateProperty with the property's first
+// photos, stored in the order given (the first is the cover) in the same
+// transaction: the property and all its photos are stored, or nothing is.
+// Every photo is checked as AddPhoto checks it, and their number against
+// l.PerProperty, before anything is written. The *InvalidError of a refused
+// input lists the property's fields and, for the photos, the field "photo",
+// whose message names the photo by its place ("Photo 2: ...").
+func CreatePropertyWithPhotos(ctx context.Context, s tenant.Scope, in PropertyInput, photos [][]byte, l PhotoLimits) (Property, error) {
+	types, err := checkNewProperty(&in, photos, l)
+	if err != nil {
 		return Property{}, err
 	}
 	base := Slugify(in.Title)
@@ -328,6 +341,12 @@ func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Prop
 	id, err := newID()
 	if err != nil {
 		return Property{}, err
+	}
+	photoIDs := make([]uuid.UUID, len(photos))
+	for i := range photoIDs {
+		if photoIDs[i], err = newID(); err != nil {
+			return Property{}, err
+		}
 	}
 	var p Property
 	// A concurrent create may take the chosen slug between choosing and
@@ -347,6 +366,11 @@ func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Prop
 			if err := insertPropertyFeatures(ctx, tx, s.WebsiteID, id, in.Features); err != nil {
 				return err
 			}
+			for i, data := range photos {
+				if _, err := insertPhotoRow(ctx, tx, s.WebsiteID, id, photoIDs[i], types[i], data); err != nil {
+					return fmt.Errorf("adding photo %d of %d: %w", i+1, len(photos), err)
+				}
+			}
 			p, err = loadProperty(ctx, tx, s.WebsiteID, selectPropertyByID, id)
 			return err
 		})
@@ -359,6 +383,29 @@ func CreateProperty(ctx context.Context, s tenant.Scope, in PropertyInput) (Prop
 		return Property{}, fmt.Errorf("creating property %q of tenant %d: %w", in.Title, s.WebsiteID, propertyWriteError(err, in.Reference))
 	}
 	return p, nil
+}
+
+// checkNewProperty validates a new property's input and photos together, so
+// that one answer lists every problem, and returns the photos' types.
+func checkNewProperty(in *PropertyInput, photos [][]byte, l PhotoLimits) ([]string, error) {
+	p := problems{}
+	var invalid *InvalidError
+	if err := in.Validate(); errors.As(err, &invalid) {
+		p = invalid.Fields
+	}
+	if err := l.Room(0, len(photos)); errors.As(err, &invalid) {
+		p.add("photo", invalid.Fields["photo"])
+	}
+	types := make([]string, len(photos))
+	for i, data := range photos {
+		ct, err := CheckPhoto(data, l)
+		if errors.As(err, &invalid) {
+			msg := invalid.Fields["photo"]
+			p.add("photo", fmt.Sprintf("Photo %d: %s%s", i+1, strings.ToLower(msg[:1]), msg[1:]))
+		}
+		types[i] = ct
+	}
+	return types, p.err()
 }
 
 // UpdateProperty validates in and replaces the property's fields and
@@ -432,4 +479,114 @@ func DeleteProperty(ctx context.Context, s tenant.Scope, id uuid.UUID) error {
 		return fmt.Errorf("deleting property %s of tenant %d: %w", id, s.WebsiteID, err)
 	}
 	return nil
+}
+
+// What the site's admin can list properties by (ListFilter.Status).
+const (
+	StatusShown    = "shown"    // visible on the website
+	StatusHidden   = "hidden"   // not visible on the website
+	StatusFeatured = "featured" // visible and featured on the home page
+)
+
+// coverPhotoColumn is the id of a property's cover, its first photo in
+// display order, or NULL.
+const coverPhotoColumn = `(SELECT ph.id FROM property_photos ph
+	WHERE ph.website_id = p.website_id AND ph.property_id = p.id
+	ORDER BY ph.sort_order, ph.created_at, ph.id LIMIT 1)`
+
+// maxListText bounds the text an admin list is searched for.
+const maxListText = 100
+
+// ListFilter selects properties for the site's admin list (ListProperties).
+type ListFilter struct {
+	// Text is part of the reference or the title, in any case; "" for any.
+	Text    string
+	Status  string // StatusShown, StatusHidden, StatusFeatured, or "" for any
+	Listing string // ListingSale, ListingRent, or "" for any
+	Page    int    // from 1
+	PerPage int    // default DefaultPerPage, at most MaxPerPage
+}
+
+// Validate normalises f (trimmed text, lower-case status and listing, page
+// bounds) and checks it. Its *InvalidError uses the fields q, status and
+// listing.
+func (f *ListFilter) Validate() error {
+	p := problems{}
+	f.Text = strings.TrimSpace(f.Text)
+	switch {
+	case !utf8.ValidString(f.Text) || strings.ContainsRune(f.Text, 0):
+		p.add("q", "The search contains characters that cannot be searched for.")
+	case utf8.RuneCountInString(f.Text) > maxListText:
+		p.add("q", fmt.Sprintf("Search for at most %d characters.", maxListText))
+	}
+	f.Status = strings.ToLower(strings.TrimSpace(f.Status))
+	switch f.Status {
+	case "", StatusShown, StatusHidden, StatusFeatured:
+	default:
+		p.add("status", "Choose shown, hidden or featured.")
+	}
+	f.Listing = strings.ToLower(strings.TrimSpace(f.Listing))
+	if f.Listing != "" && f.Listing != ListingSale && f.Listing != ListingRent {
+		p.add("listing", "Choose for sale or for rent.")
+	}
+	f.Page, f.PerPage, _ = pageBounds(f.Page, f.PerPage, DefaultPerPage)
+	return p.err()
+}
+
+// ListProperties returns one page of the website's properties that match f,
+// hidden ones included, newest first, for the site's admin. Features and
+// photos are not filled in; CoverPhotoID is. The count and the page are
+// one query each.
+func ListProperties(ctx context.Context, s tenant.Scope, f ListFilter) (Results, error) {
+	if err := f.Validate(); err != nil {
+		return Results{}, err
+	}
+	args := []any{s.WebsiteID}
+	where := []string{"p.website_id = $1"}
+	switch f.Status {
+	case StatusShown:
+		where = append(where, "p.visible")
+	case StatusHidden:
+		where = append(where, "NOT p.visible")
+	case StatusFeatured:
+		where = append(where, "p.visible AND p.highlighted")
+	}
+	switch f.Listing {
+	case ListingSale:
+		where = append(where, "p.for_sale")
+	case ListingRent:
+		where = append(where, "p.for_rent")
+	}
+	if f.Text != "" {
+		// strpos, not LIKE: the text is matched as typed, % and _ included.
+		args = append(args, f.Text)
+		where = append(where, "(strpos(lower(p.title), lower($2)) > 0 OR strpos(lower(COALESCE(p.reference, '')), lower($2)) > 0)")
+	}
+	cond := " WHERE " + strings.Join(where, " AND ")
+
+	r := Results{Page: f.Page, PerPage: f.PerPage}
+	if err := s.QueryRow(ctx, "SELECT count(*) FROM properties p"+cond, args...).Scan(&r.Total); err != nil {
+		return Results{}, fmt.Errorf("counting properties of tenant %d: %w", s.WebsiteID, err)
+	}
+	// The page is chosen first and the covers looked up for its rows alone:
+	// in one query they would be looked up for every matching row before
+	// the sort, which a tenant with thousands of properties feels.
+	const order = " ORDER BY p.created_at DESC, p.id DESC"
+	n := len(args)
+	query := fmt.Sprintf("SELECT %s, %s FROM (SELECT p.* FROM properties p%s%s LIMIT $%d OFFSET $%d) p%s",
+		propertyColumns, coverPhotoColumn, cond, order, n+1, n+2, order)
+	rows, err := s.Query(ctx, query, append(args, f.PerPage, (f.Page-1)*f.PerPage)...)
+	if err != nil {
+		return Results{}, fmt.Errorf("listing properties of tenant %d: %w", s.WebsiteID, err)
+	}
+	r.Properties, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Property, error) {
+		var cover *uuid.UUID
+		p, err := scanProperty(row, &cover)
+		p.CoverPhotoID = cover
+		return p, err
+	})
+	if err != nil {
+		return Results{}, fmt.Errorf("listing properties of tenant %d: %w", s.WebsiteID, err)
+	}
+	return r, nil
 }

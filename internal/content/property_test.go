@@ -1,8 +1,11 @@
 package content_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
 func fullInput() content.PropertyInput {
@@ -370,5 +375,230 @@ func TestProperty_DeleteRemovesPhotosAndFeaturesButKeepsEnquiries(t *testing.T) 
 	snap := snapshot(t, s)
 	if len(snap["property_features"]) != 0 || len(snap["property_photos"]) != 0 || len(snap["messages"]) != 1 || len(snap["contacts"]) != 1 {
 		t.Errorf("rows after deleting the property: %v", snap)
+	}
+}
+
+// A property created with photos has them all, in the order given, the
+// first as its cover, written in the transaction that made the property.
+func TestProperty_CreateWithPhotosKeepsTheirOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	s := e.site(t, "shard_1")
+	photos := [][]byte{jpegBytes(t), pngBytes(t), gifBytes(t)}
+	p, err := content.CreatePropertyWithPhotos(ctx, s, fullInput(), photos, photoLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fromInput(fullInput())
+	want.Features = []string{"air conditioning", "Pool", "terrace"}
+	if d := cmp.Diff(want, p, editable); d != "" {
+		t.Errorf("created property (-want +got):\n%s", d)
+	}
+	if len(p.Photos) != len(photos) {
+		t.Fatalf("%d photos, want %d", len(p.Photos), len(photos))
+	}
+	for i, info := range p.Photos {
+		ph, err := content.GetPhoto(ctx, s, info.ID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.SortOrder != i || !bytes.Equal(ph.Data, photos[i]) || ph.PropertyID != p.ID {
+			t.Errorf("photo %d: sort order %d, %d bytes, of %s", i, info.SortOrder, len(ph.Data), ph.PropertyID)
+		}
+	}
+	res, err := content.ListProperties(ctx, s, content.ListFilter{})
+	if err != nil || res.Total != 1 || *res.Properties[0].CoverPhotoID != p.Photos[0].ID {
+		t.Errorf("the cover is not the first photo given: %+v, %v", res, err)
+	}
+	// Without photos it is CreateProperty.
+	bare, err := content.CreatePropertyWithPhotos(ctx, s, house("Bare"), nil, photoLimits)
+	if err != nil || len(bare.Photos) != 0 {
+		t.Errorf("without photos: %d photos, %v", len(bare.Photos), err)
+	}
+}
+
+// A new property refused for any of its photos, or for its fields, writes
+// nothing; one answer lists every problem.
+func TestProperty_CreateWithPhotosRefusesAndWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newEnv(t, 0).site(t, shard.Default)
+	mustCreate(t, s, house("Already here"))
+	before := snapshot(t, s)
+	good := pngBytes(t)
+	noTitle := house("")
+
+	for _, c := range []struct {
+		name   string
+		in     content.PropertyInput
+		photos [][]byte
+		limits content.PhotoLimits
+		want   map[string]string
+	}{
+		{"second photo not an image", house("Sea view"), [][]byte{good, []byte("plain text")}, photoLimits,
+			map[string]string{"photo": "Photo 2: the file is not a JPEG, PNG, GIF or WebP image."}},
+		{"photo too large", house("Sea view"), [][]byte{append(pngBytes(t), make([]byte, content.MaxPhotoBytes)...)}, photoLimits,
+			map[string]string{"photo": "Photo 1: the photo is larger than the 5 MB limit."}},
+		{"photo declaring too many pixels", house("Sea view"), [][]byte{pngSized(t, 20000, 10)}, photoLimits,
+			map[string]string{"photo": "Photo 1: the photo is 20000 × 10 pixels; the largest allowed is 12000 pixels a side."}},
+		{"empty photo", house("Sea view"), [][]byte{good, {}}, photoLimits,
+			map[string]string{"photo": "Photo 2: choose a photo to upload."}},
+		{"more photos than a property may have", house("Sea view"), [][]byte{good, good, good}, content.PhotoLimits{PerProperty: 2},
+			map[string]string{"photo": "A property may have at most 2 photos."}},
+		{"no title and a bad photo", noTitle, [][]byte{[]byte("GIF? no")}, photoLimits,
+			map[string]string{"title": "Title is required.", "photo": "Photo 1: the file is not a JPEG, PNG, GIF or WebP image."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := content.CreatePropertyWithPhotos(ctx, s, c.in, c.photos, c.limits)
+			if d := cmp.Diff(c.want, invalidFields(t, err)); d != "" {
+				t.Errorf("problems (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(before, snapshot(t, s)); d != "" {
+				t.Errorf("a refused create wrote rows (-before +after):\n%s", d)
+			}
+		})
+	}
+}
+
+// When the shard fails after the property's row is written, while its
+// photos are (an error, or the session ended under it), nothing of the
+// property is left: not its row, its features, nor the photos before.
+func TestProperty_CreateWithPhotosLeavesNothingWhenTheShardFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, 1)
+	for _, c := range []struct{ name, action string }{
+		{"error", pgtest.RaiseError},
+		{"session ended", pgtest.TerminateBackend},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := e.site(t, "shard_1")
+			mustCreate(t, s, house("Already here"))
+			before := snapshot(t, s)
+			// The second photo of a property fails: by then the property,
+			// its features and its first photo are written.
+			restore := pgtest.FailInserts(t, e.cluster.URL["shard_1"], "property_photos",
+				fmt.Sprintf(`NEW.website_id = %d AND EXISTS (SELECT 1 FROM property_photos
+					WHERE website_id = NEW.website_id AND property_id = NEW.property_id)`, s.WebsiteID), c.action)
+			in := fullInput()
+			_, err := content.CreatePropertyWithPhotos(ctx, s, in, [][]byte{pngBytes(t), jpegBytes(t)}, photoLimits)
+			if err == nil || errors.Is(err, content.ErrInvalid) {
+				t.Fatalf("create on a failing shard: %v, want the shard's error", err)
+			}
+			if d := cmp.Diff(before, snapshot(t, s)); d != "" {
+				t.Errorf("a failed create left rows (-before +after):\n%s", d)
+			}
+			// The same create goes through once the shard is well again.
+			restore()
+			p, err := content.CreatePropertyWithPhotos(ctx, s, in, [][]byte{pngBytes(t), jpegBytes(t)}, photoLimits)
+			if err != nil || len(p.Photos) != 2 || p.Slug != "villa-with-pool" {
+				t.Errorf("create after the failure: %d photos, slug %q, %v", len(p.Photos), p.Slug, err)
+			}
+		})
+	}
+}
+
+func listTitles(t *testing.T, s tenant.Scope, f content.ListFilter) []string {
+	t.Helper()
+	res, err := content.ListProperties(context.Background(), s, f)
+	if err != nil {
+		t.Fatalf("ListProperties(%+v): %v", f, err)
+	}
+	out := []string{}
+	for _, p := range res.Properties {
+		out = append(out, p.Title)
+	}
+	return out
+}
+
+// The admin's list finds properties by part of their reference or title in
+// any case, with % and _ taken as typed, and by status and listing; hidden
+// ones are listed too. Newest first.
+func TestListProperties_SearchesAndFilters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	s, other := e.site(t, shard.Default), e.site(t, shard.Default)
+	add := func(title, ref string, visible, featured, sale, rent bool) {
+		in := content.PropertyInput{Title: title, Reference: ref, Visible: visible, Highlighted: featured, ForSale: sale, ForRent: rent}
+		mustCreate(t, s, in)
+	}
+	// Oldest first; the list shows them newest first.
+	add("Sea view flat", "VAL-001", true, false, true, false)
+	add("Mountain cabin", "MTN-7", false, false, false, true)
+	add("Seaside villa", "", true, true, true, true)
+	add("100% sea", "P%1", true, false, true, false)
+	add("under_score house", "", false, true, true, false)
+	add("Townhouse", "SEA-9", true, false, false, true)
+	mustCreate(t, other, house("Sea shell cottage"))
+
+	for _, c := range []struct {
+		name string
+		f    content.ListFilter
+		want []string
+	}{
+		{"everything, hidden too", content.ListFilter{}, []string{"Townhouse", "under_score house", "100% sea", "Seaside villa", "Mountain cabin", "Sea view flat"}},
+		{"title or reference, any case", content.ListFilter{Text: "  SEA "}, []string{"Townhouse", "100% sea", "Seaside villa", "Sea view flat"}},
+		{"part of a reference", content.ListFilter{Text: "val-0"}, []string{"Sea view flat"}},
+		{"% as typed", content.ListFilter{Text: "%"}, []string{"100% sea"}},
+		{"_ as typed", content.ListFilter{Text: "_"}, []string{"under_score house"}},
+		{"nothing matches", content.ListFilter{Text: "castle"}, []string{}},
+		{"shown", content.ListFilter{Status: content.StatusShown}, []string{"Townhouse", "100% sea", "Seaside villa", "Sea view flat"}},
+		{"hidden", content.ListFilter{Status: "Hidden"}, []string{"under_score house", "Mountain cabin"}},
+		{"featured is shown and featured", content.ListFilter{Status: content.StatusFeatured}, []string{"Seaside villa"}},
+		{"for rent", content.ListFilter{Listing: content.ListingRent}, []string{"Townhouse", "Seaside villa", "Mountain cabin"}},
+		{"for sale, shown, matching sea", content.ListFilter{Text: "sea", Status: content.StatusShown, Listing: content.ListingSale},
+			[]string{"100% sea", "Seaside villa", "Sea view flat"}},
+	} {
+		if got := listTitles(t, s, c.f); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+
+	// Pages of a filtered list.
+	f := content.ListFilter{Text: "sea", PerPage: 3}
+	res, err := content.ListProperties(context.Background(), s, f)
+	if err != nil || res.Total != 4 || res.Pages() != 2 || len(res.Properties) != 3 {
+		t.Errorf("first page: %d of %d on %d pages, %v", len(res.Properties), res.Total, res.Pages(), err)
+	}
+	f.Page = 2
+	if got := listTitles(t, s, f); !slices.Equal(got, []string{"Sea view flat"}) {
+		t.Errorf("second page: %q", got)
+	}
+	f.Page = 3
+	res, err = content.ListProperties(context.Background(), s, f)
+	if err != nil || res.Total != 4 || len(res.Properties) != 0 || res.Page != 3 {
+		t.Errorf("past the last page: %d of %d, page %d, %v", len(res.Properties), res.Total, res.Page, err)
+	}
+	if got := listTitles(t, other, content.ListFilter{Text: "sea"}); !slices.Equal(got, []string{"Sea shell cottage"}) {
+		t.Errorf("the other website lists %q", got)
+	}
+}
+
+func TestListFilter_RefusesWhatItCannotUse(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		f     content.ListFilter
+		field string
+	}{
+		{"unknown status", content.ListFilter{Status: "sold"}, "status"},
+		{"unknown listing", content.ListFilter{Listing: "lease"}, "listing"},
+		{"search too long", content.ListFilter{Text: strings.Repeat("é", 101)}, "q"},
+		{"search with a NUL", content.ListFilter{Text: "a\x00b"}, "q"},
+		{"search not UTF-8", content.ListFilter{Text: "\xff"}, "q"},
+	} {
+		err := c.f.Validate()
+		var inv *content.InvalidError
+		if !errors.As(err, &inv) || len(inv.Fields) != 1 || inv.Fields[c.field] == "" {
+			t.Errorf("%s: %v, want a problem with %s only", c.name, err, c.field)
+		}
+	}
+	f := content.ListFilter{Text: strings.Repeat("é", 100), Status: " FEATURED ", Listing: "Sale", Page: -3, PerPage: 1000}
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != content.StatusFeatured || f.Listing != content.ListingSale || f.Page != 1 || f.PerPage != content.MaxPerPage {
+		t.Errorf("normalised to %+v", f)
 	}
 }

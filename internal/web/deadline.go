@@ -2,10 +2,8 @@ package web
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // withDeadline gives every request a deadline of s.requestTimeout from its
@@ -79,26 +77,4 @@ func (s *Server) bodyRead(r *http.Request) *http.Request {
 	st.stops = append(st.stops, func() { stop(); cancel() })
 	st.mu.Unlock()
 	return r.WithContext(ctx)
-}
-
-// undoTimeout bounds the undo of a write that failed half-way (undoLater).
-const undoTimeout = 30 * time.Second
-
-// undoLater runs undo, the taking back of what a failed request had already
-// written, apart from the request and within undoTimeout, and logs it if it
-// fails. The request is answered at once: the shard undo needs may be the
-// very one that stopped answering, and the request's deadline has then
-// passed.
-func (s *Server) undoLater(r *http.Request, what string, undo func(context.Context) error) {
-	ctx := context.WithoutCancel(r.Context())
-	ri := requestFrom(ctx)
-	id, tenant := ri.ID, ri.Tenant
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, undoTimeout)
-		defer cancel()
-		if err := undo(ctx); err != nil {
-			s.log.LogAttrs(ctx, slog.LevelError, what+" failed", slog.String("request_id", id),
-				slog.String("tenant", tenant), slog.Any("error", err))
-		}
-	}()
 }

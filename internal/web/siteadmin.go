@@ -66,6 +66,7 @@ func (s *Server) siteAdminRoutes(mux *http.ServeMux) {
 	a("POST /site_admin/properties/{id}", s.updateProperty)
 	a("POST /site_admin/properties/{id}/delete", s.deleteProperty)
 	a("POST /site_admin/properties/{id}/photos", s.uploadPhotos)
+	a("POST /site_admin/properties/{id}/photos/{photo}/position", s.movePhoto)
 	a("GET /site_admin/photos/{id}", s.photo(false))
 	a("POST /site_admin/photos/{id}/delete", s.deletePhoto)
 
@@ -162,6 +163,8 @@ var flashes = map[string]string{
 	"deleted":       "Deleted.",
 	"photos":        "Photos added.",
 	"photo_deleted": "Photo deleted.",
+	"photo_moved":   "Photo moved.",
+	"cover":         "Cover photo chosen: it is shown first.",
 	"read":          "Marked as read.",
 	"unread":        "Marked as unread.",
 }
@@ -171,8 +174,13 @@ func flash(r *http.Request) string {
 }
 
 // redirectDone sends the browser to path after a change, with its notice.
+// A #fragment of path stays at the end, where it belongs.
 func redirectDone(w http.ResponseWriter, r *http.Request, path, done string) error {
-	http.Redirect(w, r, path+"?done="+done, http.StatusSeeOther)
+	path, fragment, found := strings.Cut(path, "#")
+	if found {
+		fragment = "#" + fragment
+	}
+	http.Redirect(w, r, path+"?done="+done+fragment, http.StatusSeeOther)
 	return nil
 }
 

@@ -1,13 +1,13 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -20,17 +20,58 @@ import (
 type adminPropertiesData struct {
 	Results content.Results
 	Pager   pager
+	// Filter is the search and filters applied, and Filtered whether any
+	// is; Notices say what was left out of what the address asked for.
+	Filter   content.ListFilter
+	Filtered bool
+	Notices  []string
 }
 
+// adminProperties is the list of the website's properties, newest first,
+// searched by reference or title and filtered by status and listing, a page
+// at a time. The search and filters are in the address, so a page of the
+// list can be bookmarked, and the pager keeps them.
 func (s *Server) adminProperties(w http.ResponseWriter, r *http.Request) error {
-	page := pageParam(r)
-	res, err := content.Search(r.Context(), siteFrom(r.Context()).Scope,
-		content.Filter{IncludeHidden: true, Page: page, PerPage: adminPerPage})
+	f, notices := propertyListFilter(r)
+	res, err := content.ListProperties(r.Context(), siteFrom(r.Context()).Scope, f)
 	if err != nil {
 		return err
 	}
+	applied := url.Values{}
+	for k, v := range map[string]string{"q": f.Text, "status": f.Status, "listing": f.Listing} {
+		if v != "" {
+			applied.Set(k, v)
+		}
+	}
 	return s.renderAdmin(w, r, http.StatusOK, "admin/properties", view{Title: "Properties",
-		Data: adminPropertiesData{Results: res, Pager: newPager(r, res.Page, res.Total, res.PerPage)}})
+		Data: adminPropertiesData{
+			Results: res, Filter: f, Filtered: len(applied) > 0, Notices: notices,
+			// The pager's links carry the filters applied, not what the
+			// address asked for.
+			Pager: pager{Page: res.Page, Pages: res.Pages(), URL: &url.URL{Path: r.URL.Path, RawQuery: applied.Encode()}},
+		}})
+}
+
+// propertyListFilter reads the list's search and filters from the address.
+// What cannot be used (a status the list does not know, a search too long)
+// is left out with a notice saying so, rather than refused: the list is
+// still shown, filtered by the rest.
+func propertyListFilter(r *http.Request) (content.ListFilter, []string) {
+	q := r.URL.Query()
+	f := content.ListFilter{Text: q.Get("q"), Status: q.Get("status"), Listing: q.Get("listing"),
+		Page: pageParam(r), PerPage: adminPerPage}
+	problems := invalidFields(f.Validate())
+	var notices []string
+	for _, c := range []struct {
+		field, what string
+		value       *string
+	}{{"q", "Your search", &f.Text}, {"status", "The status filter", &f.Status}, {"listing", "The listing filter", &f.Listing}} {
+		if msg := problems[c.field]; msg != "" {
+			notices = append(notices, c.what+" was not used: "+strings.ToLower(msg[:1])+msg[1:])
+			*c.value = ""
+		}
+	}
+	return f, notices
 }
 
 // propertyForm is the property form as typed, so that a refused form comes
@@ -260,6 +301,15 @@ const (
 	choosePhotosAgain = " Choose the photos again: a browser does not keep them after a refused form."
 )
 
+// notSaved is the message of a refused property form; the photos it
+// carried must be chosen again.
+func notSaved(r *http.Request) string {
+	if r.MultipartForm != nil && len(r.MultipartForm.File["photos"]) > 0 {
+		return notSavedProperty + choosePhotosAgain
+	}
+	return notSavedProperty
+}
+
 func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 	if err := parseUpload(w, r); err != nil {
 		return err
@@ -273,38 +323,21 @@ func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := propertyFormData{Form: f}
 	if len(fields) > 0 {
-		msg := notSavedProperty
-		if r.MultipartForm != nil && len(r.MultipartForm.File["photos"]) > 0 {
-			msg += choosePhotosAgain
-		}
-		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, msg)
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSaved(r))
+	}
+	data := make([][]byte, len(photos))
+	for i, ph := range photos {
+		data[i] = ph.data
 	}
 	var p content.Property
+	// The property and its photos are one transaction: a failure at any
+	// point leaves nothing behind. The photos were read before anything was
+	// written, so a write made again after a move stores the same bytes.
 	if err := s.tenantWrite(r, func(sc tenant.Scope) (err error) {
-		p, err = content.CreateProperty(r.Context(), sc, in)
+		p, err = content.CreatePropertyWithPhotos(r.Context(), sc, in, data, s.photos)
 		return err
 	}); err != nil {
 		return s.propertyRefused(w, r, d, err)
-	}
-	for _, ph := range photos {
-		// The photos were read before anything was written: a write made
-		// again after a move stores the same bytes.
-		if err := s.tenantWrite(r, func(sc tenant.Scope) error {
-			_, err := content.AddPhoto(r.Context(), sc, p.ID, ph.data, s.photos)
-			return err
-		}); err != nil {
-			// Every photo was checked, so this is the database failing. Take
-			// the half-made property back rather than leave it without the
-			// photos the editor sent.
-			st := *siteFrom(r.Context())
-			s.undoLater(r, "taking back a property whose photos were not saved", func(ctx context.Context) error {
-				_, err := s.writeFollowingMove(ctx, st, func(sc tenant.Scope) error {
-					return content.DeleteProperty(ctx, sc, p.ID)
-				})
-				return err
-			})
-			return err
-		}
 	}
 	return redirectDone(w, r, "/site_admin/properties/"+p.ID.String()+"/edit", "created")
 }
@@ -313,11 +346,11 @@ func (s *Server) createProperty(w http.ResponseWriter, r *http.Request) error {
 // UpdateProperty into the form again, or returns err for the error page.
 func (s *Server) propertyRefused(w http.ResponseWriter, r *http.Request, d propertyFormData, err error) error {
 	if fields := invalidFields(err); fields != nil {
-		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSavedProperty)
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, d, fields, notSaved(r))
 	}
 	if errors.Is(err, content.ErrConflict) {
 		return s.renderPropertyForm(w, r, http.StatusConflict, d,
-			fieldErr{"reference": "That reference is already used by another property."}, notSavedProperty)
+			fieldErr{"reference": "That reference is already used by another property."}, notSaved(r))
 	}
 	return err
 }
@@ -428,4 +461,42 @@ func (s *Server) deletePhoto(w http.ResponseWriter, r *http.Request) error {
 		back += "/" + pid.String() + "/edit"
 	}
 	return redirectDone(w, r, back, "photo_deleted")
+}
+
+// movePhoto puts one of a property's photos at the position the form gives,
+// counted from 1: position 1 makes it the cover.
+func (s *Server) movePhoto(w http.ResponseWriter, r *http.Request) error {
+	propertyID, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	photoID, err := content.ParseID(r.PathValue("photo"))
+	if err != nil {
+		return err
+	}
+	if err := parseForm(w, r, maxSmallForm); err != nil {
+		return err
+	}
+	// What is not a number reads as 0 or as the largest int, positions no
+	// photo has, so it is refused with the positions there are.
+	position, _ := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("position")))
+	err = s.tenantWrite(r, func(sc tenant.Scope) error {
+		return content.MovePhoto(r.Context(), sc, propertyID, photoID, position)
+	})
+	if problem := invalidFields(err)["position"]; problem != "" {
+		p, err := s.adminProperty(r)
+		if err != nil {
+			return err
+		}
+		return s.renderPropertyForm(w, r, http.StatusUnprocessableEntity, propertyFormData{Form: formOf(p), Property: &p},
+			fieldErr{"position": problem}, "The photo was not moved. "+problem)
+	}
+	if err != nil {
+		return err
+	}
+	done := "photo_moved"
+	if position == 1 {
+		done = "cover"
+	}
+	return redirectDone(w, r, "/site_admin/properties/"+propertyID.String()+"/edit#photo-"+photoID.String(), done)
 }

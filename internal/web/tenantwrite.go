@@ -43,10 +43,9 @@ func (s *Server) tenantWrite(r *http.Request, write func(tenant.Scope) error) er
 	return err
 }
 
-// writeFollowingMove is tenantWrite on a site of one's own, for work that
-// runs apart from its request (undoLater). It returns where the tenant was
-// found when it had moved, whether the second write succeeded or not, and nil
-// otherwise.
+// writeFollowingMove is tenantWrite on a site of one's own. It returns where
+// the tenant was found when it had moved, whether the second write succeeded
+// or not, and nil otherwise.
 func (s *Server) writeFollowingMove(ctx context.Context, st site, write func(tenant.Scope) error) (*site, error) {
 	err := write(st.Scope)
 	if !errors.Is(err, tenant.ErrMoved) {
