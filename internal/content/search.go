@@ -139,11 +139,7 @@ func likePrefix(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
-const (
-	searchCover = `(SELECT ph.id FROM property_photos ph WHERE ph.website_id = p.website_id AND ph.property_id = p.id
-		ORDER BY ph.sort_order, ph.created_at, ph.id LIMIT 1)`
-	searchOrder = ` ORDER BY p.created_at DESC, p.id DESC` // newest first
-)
+const searchOrder = ` ORDER BY p.created_at DESC, p.id DESC` // newest first
 
 // Search returns one page of the website's properties that match f, newest
 // first. Only visible ones unless f.IncludeHidden. Features and photos are
@@ -223,7 +219,7 @@ func searchStatement(websiteID int64, filters []Filter) (string, queryArgs) {
 		branches[i] = "(SELECT " + strconv.Itoa(i) + " AS search, count(*) OVER () AS total, p.* FROM properties p" +
 			f.where(&args) + searchOrder + " LIMIT " + args.add(f.PerPage) + " OFFSET " + args.add((f.Page-1)*f.PerPage) + ")"
 	}
-	return "SELECT " + propertyColumns + ", " + searchCover + ", p.search, p.total FROM (" +
+	return "SELECT " + propertyColumns + ", " + coverPhotoColumn + ", p.search, p.total FROM (" +
 		strings.Join(branches, " UNION ALL ") + ") p ORDER BY p.search, p.created_at DESC, p.id DESC", args
 }
 
