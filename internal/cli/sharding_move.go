@@ -305,10 +305,10 @@ func (a *app) shardingMovesCommand() *cobra.Command {
 			for _, m := range list {
 				took, blocked := "-", "-"
 				if d, ok := m.Took(); ok {
-					took = durationText(d)
+					took = journal.Measured(d)
 				}
 				if d, ok := m.Blocked(); ok {
-					blocked = durationText(d)
+					blocked = journal.Measured(d)
 				}
 				fmt.Fprintf(tw, "%d\t%d (%s)\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target,
 					m.Mode, stateText(m), count(m.RowsCopied()), count(m.RowsTotal()), catchUpText(m), m.StartedAt.Local().Format("2006-01-02 15:04:05"),
@@ -497,7 +497,7 @@ func (a *app) finishMove(view *moveView, id int64, m journal.Move, err error) er
 	}
 	blocked := "-"
 	if d, ok := m.Blocked(); ok {
-		blocked = durationText(d)
+		blocked = journal.Measured(d)
 	}
 	took, _ := m.Took()
 	what := "read-only for " + blocked
@@ -505,7 +505,7 @@ func (a *app) finishMove(view *moveView, id int64, m journal.Move, err error) er
 		what = fmt.Sprintf("%s changes streamed, writes held for %s", count(m.ChangesApplied), blocked)
 	}
 	fmt.Fprintf(a.stdout, "Move %d done (%s): tenant %d (%s) is on %s; %s rows copied and verified in %s, %s\n",
-		m.ID, m.Mode, m.WebsiteID, m.Subdomain, m.Target, count(m.RowsTotal()), durationText(took), what)
+		m.ID, m.Mode, m.WebsiteID, m.Subdomain, m.Target, count(m.RowsTotal()), journal.Measured(took), what)
 	return nil
 }
 
@@ -663,14 +663,6 @@ func (v *moveView) clear() {
 		v.bar.Finish()
 		v.bar = nil
 	}
-}
-
-// durationText shows a measured duration: milliseconds under a second.
-func durationText(d time.Duration) string {
-	if d < time.Second {
-		return d.Round(time.Millisecond).String()
-	}
-	return d.Round(10 * time.Millisecond).String()
 }
 
 func roughly(d time.Duration) string {

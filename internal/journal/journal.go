@@ -184,15 +184,20 @@ func (m Move) CanAbort() bool { return m.AbortRefusal() == nil }
 
 // Blocked is how long the tenant's writes were refused or held, once the
 // move has switched: the cut-over that switched (online), or from the freeze
-// to the switch (freeze).
+// to the switch (freeze); or, for a freeze move aborted after its freeze,
+// from the freeze to the abort, which made the tenant writable again.
 func (m Move) Blocked() (time.Duration, bool) {
 	switch {
 	case m.BlockedUS != nil:
 		return time.Duration(*m.BlockedUS) * time.Microsecond, true
-	case m.FrozenAt == nil || m.SwitchedAt == nil:
+	case m.FrozenAt == nil:
 		return 0, false
+	case m.SwitchedAt != nil:
+		return m.SwitchedAt.Sub(*m.FrozenAt), true
+	case m.State == StateAborted && m.FinishedAt != nil:
+		return m.FinishedAt.Sub(*m.FrozenAt), true
 	}
-	return m.SwitchedAt.Sub(*m.FrozenAt), true
+	return 0, false
 }
 
 // Online reports whether the move runs in online mode.
@@ -204,6 +209,16 @@ func (m Move) Took() (time.Duration, bool) {
 		return 0, false
 	}
 	return m.FinishedAt.Sub(m.StartedAt), true
+}
+
+// Measured shows a measured duration, such as a move's whole time or its
+// blocked time, the same way wherever it is shown: to the millisecond under
+// a second, else to the hundredth of a second ("850ms", "12.34s").
+func Measured(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
 }
 
 // RowsTotal sums the tables' rows.

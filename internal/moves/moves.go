@@ -158,12 +158,33 @@ func (s *Service) Prepare(ctx context.Context, actor, tenantRef, target string, 
 // queued in the same transaction and the move audited as queued; otherwise
 // the caller runs it with Run. A refused start is audited.
 func (s *Service) Start(ctx context.Context, p mover.Plan, actor string, queued bool) (int64, error) {
+	return s.StartWithTier(ctx, p, actor, queued, "")
+}
+
+// StartWithTier is a queued Start that also gives the tenant tier, in the
+// transaction that records the move and queues its job, so both happen or
+// neither: an operator moving a premium tenant onto the shared shard, or a
+// standard one onto a shard of its own, changes its tier in the same step.
+// The move's queued line in the audit log records the change. An empty tier,
+// or the tenant's own, changes nothing.
+func (s *Service) StartWithTier(ctx context.Context, p mover.Plan, actor string, queued bool, tier string) (int64, error) {
 	if queued && s.queue == nil {
 		return 0, ErrNoQueue
+	}
+	if tier == p.Website.Tier {
+		tier = ""
+	}
+	if tier != "" && !queued {
+		return 0, errors.New("moves: a tier change goes with a queued start, whose audit line records it")
 	}
 	var also func(context.Context, pgx.Tx, int64) error
 	if queued {
 		also = func(ctx context.Context, tx pgx.Tx, id int64) error {
+			if tier != "" {
+				if err := registry.SetTier(ctx, tx, p.Website.ID, tier); err != nil {
+					return err
+				}
+			}
 			return s.queue.InsertTx(ctx, tx, Job{MoveID: id, Action: audit.Move, Actor: actor})
 		}
 	}
@@ -174,9 +195,17 @@ func (s *Service) Start(ctx context.Context, p mover.Plan, actor string, queued 
 		return 0, s.record(ctx, actor, e, err)
 	case queued:
 		e.Outcome = audit.Queued
+		if tier != "" {
+			e.Detail = tierChange(p.Website.Tier, tier)
+		}
 		return id, s.record(ctx, actor, e, nil)
 	}
 	return id, nil
+}
+
+// tierChange is how the audit log words a tier changed with a move.
+func tierChange(from, to string) string {
+	return fmt.Sprintf("tier changed from %s to %s as the move was queued", from, to)
 }
 
 // Run carries started move id through to done in this process and audits

@@ -309,6 +309,9 @@ func TestOps(t *testing.T) {
 		if got := s.Targets(shard.Default); len(got) != 0 {
 			t.Errorf("before any round the targets are %v; a shard not checked is no target", got)
 		}
+		if got, want := s.Destinations("shard_1"), []ops.Destination{{shard.Default, "checking"}, {"shard_1", "current shard"}, {"shard_2", "checking"}}; !slices.Equal(got, want) {
+			t.Errorf("before any round the destinations are %v, want %v", got, want)
+		}
 
 		before := time.Now()
 		s = check(t, poller)
@@ -402,9 +405,17 @@ func TestOps(t *testing.T) {
 		latest := migrations.Tenant.Latest()
 		pgtest.Exec(t, url, "UPDATE pwb_tenant_schema_version SET is_applied = false WHERE version_id = $1", latest)
 		defer pgtest.Exec(t, url, "UPDATE pwb_tenant_schema_version SET is_applied = true WHERE version_id = $1", latest)
-		c, _ := check(t, poller).Card("shard_1")
+		s := check(t, poller)
+		c, _ := s.Card("shard_1")
 		if c.Health != ops.Amber || c.Pending != 1 || c.Schema >= latest || !c.Reachable || !strings.Contains(c.Why, "1 tenant migration(s) pending") {
 			t.Errorf("shard_1 with a migration pending: %+v; want amber, 1 pending", c)
+		}
+		// A move onto it is shown, with the reason, and not offered.
+		if got, want := s.Destinations(shard.Default), []ops.Destination{{shard.Default, "current shard"}, {"shard_1", "1 migration pending"}, {"shard_2", ""}}; !slices.Equal(got, want) {
+			t.Errorf("destinations from default with a migration pending on shard_1: %v, want %v", got, want)
+		}
+		if got := s.Targets(shard.Default); !slices.Equal(got, []string{"shard_2"}) {
+			t.Errorf("targets from default with a migration pending on shard_1: %v, want shard_2", got)
 		}
 	})
 
@@ -698,6 +709,10 @@ func TestOps(t *testing.T) {
 		p.wantTotals(t, s, "shard_2", "shard_9")
 		if got := s.Targets(shard.Default); !slices.Equal(got, []string{"shard_1"}) {
 			t.Errorf("targets from default with shard_2 stopped: %v, want shard_1", got)
+		}
+		if got := s.Destinations("shard_1"); len(got) != 3 || got[0] != (ops.Destination{Name: shard.Default}) ||
+			got[1] != (ops.Destination{Name: "shard_1", Why: "current shard"}) || got[2].Name != "shard_2" || !strings.HasPrefix(got[2].Why, "unreachable: ") {
+			t.Errorf("destinations from shard_1 with shard_2 stopped: %v; want default, shard_1 the current one, shard_2 unreachable with the error", got)
 		}
 		counts, _, _ := poller.TenantProperties()
 		for sub, w := range p.websites {

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -424,14 +425,55 @@ func (s Snapshot) Card(name string) (Card, bool) {
 	return Card{}, false
 }
 
-// Targets lists the configured shards other than except whose last health
-// check answered (green or amber), in configuration order: where a tenant
-// may be moved. A shard not checked yet is not among them.
+// Destination is a configured shard as the target of a tenant's move: Why
+// says, in a few words, why it cannot take the move now ("current shard",
+// "unreachable: …", "2 migrations pending", or Checking for a shard not
+// checked yet), and is empty when it can.
+type Destination struct {
+	Name string
+	Why  string
+}
+
+// Destinations lists every configured shard, in configuration order, as a
+// target for a tenant on shard from, each with why it cannot take the move
+// by the last health check, if it cannot: the current shard, one not
+// checked yet, one that did not answer, one with tenant migrations pending.
+// The move's pre-flight still checks a shard that can.
+func (s Snapshot) Destinations(from string) []Destination {
+	var out []Destination
+	for _, c := range s.Shards {
+		if !c.Configured {
+			continue
+		}
+		d := Destination{Name: c.Name}
+		switch {
+		case c.Name == from:
+			d.Why = "current shard"
+		case c.Health == Checking:
+			d.Why = Checking
+		case !c.Reachable:
+			d.Why = c.Why
+			if c.Error != "" {
+				d.Why += ": " + c.Error
+			}
+		case c.Pending == 1:
+			d.Why = "1 migration pending"
+		case c.Pending > 1:
+			d.Why = fmt.Sprintf("%d migrations pending", c.Pending)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Targets lists the configured shards other than except that can take a
+// tenant's move by the last health check (see Destinations), in
+// configuration order. A shard not checked yet is not among them.
 func (s Snapshot) Targets(except string) []string {
 	var out []string
-	for _, c := range s.Shards {
-		if c.Configured && c.Name != except && (c.Health == Green || c.Health == Amber) {
-			out = append(out, c.Name)
+	for _, d := range s.Destinations(except) {
+		if d.Why == "" {
+			out = append(out, d.Name)
 		}
 	}
 	return out

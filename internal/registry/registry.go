@@ -116,7 +116,7 @@ func (n *New) Validate() error {
 	if n.Tier == "" {
 		n.Tier = TierStandard
 	}
-	if n.Tier != TierStandard && n.Tier != TierPremium {
+	if !ValidTier(n.Tier) {
 		return fmt.Errorf("%w tier %q: must be standard or premium", ErrInvalid, n.Tier)
 	}
 	if n.ShardName == "" {
@@ -298,6 +298,24 @@ func SetStatus(ctx context.Context, q Querier, id int64, status string) error {
 	tag, err := q.Exec(ctx, "UPDATE websites SET status = $2, updated_at = now() WHERE id = $1", id, status)
 	if err != nil {
 		return fmt.Errorf("setting status of tenant %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("tenant %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ValidTier reports whether t is one of the tiers a website can have.
+func ValidTier(t string) bool { return t == TierStandard || t == TierPremium }
+
+// SetTier changes a website's tier.
+func SetTier(ctx context.Context, q Querier, id int64, tier string) error {
+	if !ValidTier(tier) {
+		return fmt.Errorf("%w tier %q: must be standard or premium", ErrInvalid, tier)
+	}
+	tag, err := q.Exec(ctx, "UPDATE websites SET tier = $2, updated_at = now() WHERE id = $1", id, tier)
+	if err != nil {
+		return fmt.Errorf("setting tier of tenant %d: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("tenant %d: %w", id, ErrNotFound)

@@ -97,6 +97,26 @@ func TestRegistry_CRUD(t *testing.T) {
 	if err := registry.SetShard(ctx, db, 999, "default"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("SetShard(999): %v", err)
 	}
+	if err := registry.SetTier(ctx, db, w.ID, registry.TierPremium); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := registry.Get(ctx, db, w.ID); got.Tier != registry.TierPremium {
+		t.Errorf("after SetTier(premium): %+v", got)
+	}
+	for tier, want := range map[string]error{"gold": registry.ErrInvalid, "": registry.ErrInvalid, "Premium": registry.ErrInvalid} {
+		if err := registry.SetTier(ctx, db, w.ID, tier); !errors.Is(err, want) {
+			t.Errorf("SetTier(%q): %v, want %v", tier, err, want)
+		}
+	}
+	if err := registry.SetTier(ctx, db, 999, registry.TierPremium); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("SetTier(999): %v", err)
+	}
+	if err := registry.SetTier(ctx, db, w.ID, registry.TierStandard); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := registry.Get(ctx, db, w.ID); got.Tier != registry.TierStandard {
+		t.Errorf("after SetTier(standard): %+v", got)
+	}
 
 	counts, err := registry.CountByShard(ctx, db)
 	if err != nil {

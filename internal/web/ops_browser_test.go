@@ -20,10 +20,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/propertywebbuilder/pwb/internal/account"
+	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/journal"
+	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
+	"github.com/propertywebbuilder/pwb/internal/throttle"
 )
 
 // The platform admin in a real browser. With PWB_SCREENSHOTS set to a
@@ -350,19 +354,26 @@ func TestBrowser_OpsMigrateTenant(t *testing.T) {
 	if loc := opsRun(b, "location", chromedp.Location()); strings.HasSuffix(loc, "/migrate") {
 		t.Errorf("Migrate Database went to %s instead of opening the dialog", loc)
 	}
-	targets := opsRun(b, "listing targets", chromedp.Evaluate[[]string](
-		`[...document.querySelectorAll('#migrate-dialog select[name="target"] option')].map(o => o.value).filter(v => v)`))
-	if !slices.Equal(targets, []string{"shard_1", "shard_2"}) {
-		t.Errorf("target shards offered: %v, want shard_1, shard_2", targets)
+	// Every shard is listed, its own disabled; a standard tenant is warned
+	// off a dedicated shard, and left standard unless the box is ticked.
+	if got := opsRun(b, "listing the shards", chromedp.Evaluate[[]string](opsOptions)); !slices.Equal(got, []string{
+		"default|true|default — current shard", "shard_1|false|shard_1", "shard_2|false|shard_2"}) {
+		t.Errorf("the dialog lists %q; want default (current) disabled, shard_1 and shard_2 to choose", got)
 	}
-	b.do("choose shard_2", chromedp.SetValue(chromedp.CSS(`#migrate-dialog select[name="target"]`), "shard_2"))
+	b.choose("shard_2")
+	if got := b.text(`#migrate-dialog [data-tier-warning]`); !strings.Contains(got, "Acme Homes is a standard tenant, and shard_2 is a dedicated shard") {
+		t.Errorf("the tier warning for shard_2 says %q", got)
+	}
 	b.shotWindow("migrate-modal.png")
 
 	// Confirm: the browser lands on the move's page and follows its bar.
 	b.do("confirm the move", chromedp.Click(chromedp.CSS(`#migrate-dialog button[type="submit"]`)))
 	b.waitFor("the move's page", `/^\/admin\/moves\/\d+$/.test(location.pathname) && document.querySelector('progress[data-bind="bar"]')`, 10*time.Second)
-	if got := b.text(`.notice.ok`); !strings.Contains(got, "The move is queued") {
-		t.Errorf("the move's page says %q", got)
+	// The notice that the move is queued shows only while the journal says
+	// so: the job may have taken the move already.
+	if notice := opsRun(b, "reading the notice", chromedp.Evaluate[string](`document.querySelector(".notice.ok")?.textContent ?? ""`)); notice != "" &&
+		(!strings.Contains(notice, "The move is queued") || b.attr(`[data-while-state]`, "data-while-state") != "planned") {
+		t.Errorf("the move's page says %q", notice)
 	}
 	endedAtFirst := b.attr(`[data-events]`, "data-ended") == "true"
 	opsRun(b, "marking the page", chromedp.Evaluate[chromedp.Void](`window.pwbFirstDrawing = true`))
@@ -444,9 +455,7 @@ func TestBrowser_OpsMigrateTenant(t *testing.T) {
 	if !endedAtFirst {
 		b.waitFor("the move's page drawn again", `window.pwbFirstDrawing === undefined && document.readyState === "complete" && document.querySelector('[data-bind="phase"]')`, 15*time.Second)
 	}
-	if !endedAtFirst && b.is(`document.querySelector(".notice.ok")`) {
-		t.Errorf("the finished move's page still says %q", b.text(`.notice.ok`))
-	}
+	b.checkMoveEnd(p, acme, "acme.localhost:"+u.Port())
 	if got := b.text(`[data-bind="phase"]`); got != "Done" {
 		t.Errorf("phase %q, want Done", got)
 	}
@@ -608,4 +617,357 @@ func TestBrowser_OpsShardDown(t *testing.T) {
 	check("fresh load")
 	b.shot("shard-down.png")
 	t.Logf("whole test: %v", time.Since(started).Round(100*time.Millisecond))
+}
+
+// opsOptions lists the migrate dialog's shards as "name|disabled|label".
+const opsOptions = `[...document.querySelectorAll('#migrate-dialog select[name="target"] option')].filter(o => o.value).map(o => o.value + "|" + o.disabled + "|" + o.textContent)`
+
+// opsChoose picks shard name in the migrate dialog as a person does, so
+// the page hears of the change.
+func (b opsPage) choose(name string) {
+	b.t.Helper()
+	opsRun(b, "choosing "+name, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(s => { s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})); })(document.querySelector('#migrate-dialog select[name="target"]'))`, name)))
+}
+
+// opsShown is true when the element of sel is drawn.
+func opsShown(sel string) string {
+	return fmt.Sprintf(`(e => !!e && e.getClientRects().length > 0)(document.querySelector(%q))`, sel)
+}
+
+// opsDurationRE is how a move's measured times are written.
+var opsDurationRE = regexp.MustCompile(`^\d+(\.\d+)?(ms|s|m\d+(\.\d+)?s)$`)
+
+// The Migrate Database dialog of a premium tenant lists every shard: its
+// own, one with a migration pending and one that is down are there,
+// disabled, with why. Choosing default warns that it is the standard
+// tenants' shard and offers the tier change, which follows the choice;
+// ticked, the move is queued with the tier changed in the same step, and
+// the audit log says so. The move runs to its end, and its page shows the
+// whole time, the time writes were blocked and a link to the site.
+func TestBrowser_OpsMigrateChoices(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 3, jobs: true})
+	p.fastHealth()
+	ctx := browser(t)
+	bg := context.Background()
+	prestige := p.tenant("prestige", "shard_1") // premium
+	pool, err := p.set.Pool("shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := movertest.Fill(bg, pool, prestige.ID, movertest.Options{Properties: 30, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const email = "ops@example.com"
+	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
+		t.Fatal(err)
+	}
+	p.spoilShards(t)
+	u, _ := url.Parse(p.http.URL)
+	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
+	screenshotOnFailure(t, ctx)
+	b.signIn(email, opsPassword)
+
+	b.do("open prestige's migrate dialog",
+		chromedp.Navigate(fmt.Sprintf("%s/admin/tenants/%d", b.base, prestige.ID)),
+		chromedp.WaitVisible(chromedp.CSS(`a[data-open-dialog="migrate-dialog"]`)),
+		chromedp.Click(chromedp.CSS(`a[data-open-dialog="migrate-dialog"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#migrate-dialog select[name="target"]`)),
+	)
+	options := opsRun(b, "listing the shards", chromedp.Evaluate[[]string](opsOptions))
+	if len(options) != 4 || options[0] != "default|false|default" || options[1] != "shard_1|true|shard_1 — current shard" ||
+		options[2] != "shard_2|true|shard_2 — 1 migration pending" || !strings.HasPrefix(options[3], "shard_3|true|shard_3 — unreachable: ") {
+		t.Errorf("the dialog lists %q; want default to choose, and shard_1 (current), shard_2 (a migration pending) and shard_3 (unreachable) disabled with why", options)
+	}
+
+	// The tier warning follows the choice.
+	const warning, box = `#migrate-dialog [data-tier-warning]`, `#migrate-dialog [data-tier-box]`
+	boxUsable := fmt.Sprintf(`!document.querySelector(%q).disabled`, box)
+	if b.is(opsShown(warning)) || b.is(boxUsable) {
+		t.Error("with no shard chosen, the dialog shows the tier warning or its box is usable")
+	}
+	b.choose("default")
+	if !b.is(opsShown(warning)) || !b.is(boxUsable) {
+		t.Fatal("with default chosen, the dialog shows no tier warning")
+	}
+	if got := b.text(warning); !strings.Contains(got, "Prestige Homes is a premium tenant, and default is the shard the standard tenants share") ||
+		!strings.Contains(got, "Also change the tier to standard") {
+		t.Errorf("the tier warning says %q", got)
+	}
+	b.do("tick the tier box", chromedp.Click(chromedp.CSS(box)))
+	b.choose("")
+	if b.is(opsShown(warning)) || b.is(boxUsable) || b.is(fmt.Sprintf(`document.querySelector(%q).checked`, box)) {
+		t.Error("with the choice undone, the tier warning stays, or its box stays usable or ticked")
+	}
+	b.choose("default")
+	b.do("tick the tier box again", chromedp.Click(chromedp.CSS(box)))
+
+	b.do("confirm the move", chromedp.Click(chromedp.CSS(`#migrate-dialog button[type="submit"]`)))
+	b.waitFor("the move's page", `/^\/admin\/moves\/\d+$/.test(location.pathname) && document.querySelector('progress[data-bind="bar"]')`, 10*time.Second)
+	// The tier changed with the move's start, before it runs to its end.
+	if w, err := registry.Get(bg, p.primary, prestige.ID); err != nil || w.Tier != registry.TierStandard {
+		t.Errorf("prestige once its move is queued: %+v, %v; want standard", w, err)
+	}
+	b.waitFor("the move's end", `document.querySelector('[data-move-end="done"]')`, 60*time.Second)
+	b.checkMoveEnd(p, prestige, "prestige.localhost:"+u.Port())
+	if w, err := registry.Get(bg, p.primary, prestige.ID); err != nil || w.Tier != registry.TierStandard || w.ShardName != shard.Default {
+		t.Errorf("prestige after its move: %+v, %v; want standard on default", w, err)
+	}
+
+	// The audit log's line of the queued move says the tier changed.
+	b.do("open the audit log", chromedp.Navigate(b.base+"/admin/audit"), chromedp.WaitVisible(chromedp.CSS(`table.audit`)))
+	if got := b.text(`tr[data-action="move"][data-outcome="queued"]`); !strings.Contains(got, "tier changed from premium to standard as the move was queued") ||
+		!strings.Contains(got, "admin:"+email) {
+		t.Errorf("the audit log's queued move says %q", got)
+	}
+}
+
+// checkMoveEnd checks the move page of w's finished move: its notice of
+// queued work is gone, and its end shows the whole time and the blocked
+// time, as the journal measured them, and links to the site at host.
+func (b opsPage) checkMoveEnd(p *platform, w registry.Website, host string) {
+	b.t.Helper()
+	if b.is(`document.querySelector("[data-while-state], .notice.ok")`) {
+		b.t.Errorf("the finished move's page still says %q", b.text(`main`))
+	}
+	id := opsRun(b, "reading the move's id", chromedp.Evaluate[string](`location.pathname.split("/").pop()`))
+	moves, err := journal.List(context.Background(), p.primary, w.ID)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var m journal.Move
+	for _, mv := range moves {
+		if fmt.Sprint(mv.ID) == id {
+			m = mv
+		}
+	}
+	took, ok := m.Took()
+	blocked, blockedOK := m.Blocked()
+	if !ok || !blockedOK {
+		b.t.Fatalf("move %s in the journal: %+v; want done, with its times", id, m)
+	}
+	if got, want := b.text(`[data-field="took"] b`), journal.Measured(took); got != want || !opsDurationRE.MatchString(got) {
+		b.t.Errorf("the move page says the move took %q, want %q", got, want)
+	}
+	if got, want := b.text(`[data-field="blocked"] b`), journal.Measured(blocked); got != want {
+		b.t.Errorf("the move page says writes were blocked for %q, want %q", got, want)
+	}
+	label := "Read-only"
+	if m.Online() {
+		label = "Writes held"
+	}
+	if got := b.text(`[data-move-end] dt:nth-of-type(2)`); got != label {
+		b.t.Errorf("the blocked time is called %q, want %q", got, label)
+	}
+	if got, want := b.attr(`[data-move-end] a[data-site-link]`, "href"), "http://"+host+"/"; got != want {
+		b.t.Errorf("the move page links to the site at %q, want %q", got, want)
+	}
+}
+
+// The move page's notice that the move is queued holds while the journal
+// says so, and goes, without a reload, once the move runs; the page then
+// follows the move to its end and shows its whole time, the time the site
+// was read-only (at least the time the test held the move frozen), and a
+// link to the site. A reload with the old address shows no notice either.
+func TestBrowser_OpsMovePage(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 1})
+	ctx := browser(t)
+	bg := context.Background()
+	acme := p.tenant("acme", shard.Default)
+	if err := movertest.Fill(bg, p.primary, acme.ID, movertest.Options{Properties: 20, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	id := p.plannedMove(t, "acme", "shard_1") // freeze mode
+	const email = "ops@example.com"
+	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(p.http.URL)
+	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
+	screenshotOnFailure(t, ctx)
+	b.signIn(email, opsPassword)
+
+	page := fmt.Sprintf("%s/admin/moves/%d", b.base, id)
+	b.do("open the queued move's page", chromedp.Navigate(page+"?done=queued"), chromedp.WaitVisible(chromedp.CSS(`progress[data-bind="bar"]`)))
+	if got := b.text(`[data-while-state]`); !strings.Contains(got, "The move is queued") {
+		t.Errorf("the queued move's page says %q", got)
+	}
+	if b.is(`document.querySelector("[data-move-end]")`) {
+		t.Error("the queued move's page shows how it ended")
+	}
+	opsRun(b, "marking the page", chromedp.Evaluate[chromedp.Void](`window.pwbFirstDrawing = true`))
+
+	// The move runs, held once it has frozen the site and recorded its
+	// copy, until the page has dropped the notice.
+	const hold = time.Second
+	frozen, release := make(chan struct{}), make(chan struct{})
+	mv, err := mover.New(p.set, mover.Options{CleanupDelay: mover.NoCleanupDelay, Pause: func(point string) {
+		if point == string(journal.StateCopying) {
+			close(frozen)
+			<-release
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { _, err := mv.Run(bg, id); ran <- err }()
+	select {
+	case <-frozen:
+	case err := <-ran:
+		t.Fatalf("the move ended before its copy: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the move did not reach its copy")
+	}
+	heldAt := time.Now()
+	b.waitFor("the notice to go while the move runs", `window.pwbFirstDrawing === true && !document.querySelector("[data-while-state]") && `+
+		`document.querySelector('[data-bind="phase"]').textContent === "Copying rows"`, 10*time.Second)
+	time.Sleep(hold - time.Since(heldAt))
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatalf("the move: %v", err)
+	}
+
+	// ops.js draws the page again once the move is done.
+	b.waitFor("the move's end", `window.pwbFirstDrawing === undefined && document.querySelector('[data-move-end="done"]')`, 15*time.Second)
+	b.checkMoveEnd(p, acme, "acme.localhost:"+u.Port())
+	m, err := journal.Get(bg, p.primary, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blocked, _ := m.Blocked(); blocked < hold {
+		t.Errorf("the site was read-only for %s by the journal, less than the %s the test held the move frozen", blocked, hold)
+	}
+	b.do("open the old address again", chromedp.Navigate(page+"?done=queued"), chromedp.WaitVisible(chromedp.CSS(`[data-move-end]`)))
+	if b.is(`document.querySelector("[data-while-state], .notice.ok")`) {
+		t.Errorf("the done move's page at its queued address says %q", b.text(`main`))
+	}
+}
+
+// opsCellsClipped lists the table cells of the page that are not drawn or
+// do not fit the screen's width or their table's box, which would cut them
+// off; and "(wider)" if the page or a table's box scrolls sideways.
+const opsCellsClipped = `(() => {
+	const out = [], w = window.innerWidth;
+	if (document.documentElement.scrollWidth > w) { out.push("(wider) page " + document.documentElement.scrollWidth); }
+	document.querySelectorAll("main table").forEach(t => {
+		const wrap = t.closest(".table-wrap") || t.parentElement, box = wrap.getBoundingClientRect();
+		if (wrap.scrollWidth > wrap.clientWidth + 1) { out.push("(wider) table " + wrap.scrollWidth + " in " + wrap.clientWidth); }
+		t.querySelectorAll("td").forEach(c => {
+			// An empty cell may be left out; one with something in it not.
+			if (c.getClientRects().length === 0 && c.textContent.trim() === "") { return; }
+			const r = c.getBoundingClientRect();
+			if (r.width <= 0 || r.left < -0.5 || r.right > w + 0.5 || r.left < box.left - 0.5 || r.right > box.right + 0.5) {
+				out.push((c.dataset.label || "?") + ": " + c.textContent.trim().slice(0, 40) + " [" + Math.round(r.left) + ", " + Math.round(r.right) + "]");
+			}
+		});
+	});
+	return out;
+})()`
+
+// On a phone (375 by 812 px), every table of the platform admin and of the
+// site admin shows each row as labelled lines within the screen: no cell
+// is cut off, and no page or table scrolls sideways. On a wide screen the
+// same tables are tables.
+func TestBrowser_OpsPhoneTables(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 1,
+		signIn: throttle.Rule{Limit: 2, Window: time.Hour, Lock: time.Hour, MaxLock: time.Hour}})
+	ctx := browser(t)
+	bg := context.Background()
+	acme := p.tenant("acme", shard.Default)
+	bravo := p.tenant("bravo-with-a-rather-long-subdomain", shard.Default)
+	for _, w := range []registry.Website{acme, bravo} {
+		if err := movertest.Fill(bg, p.primary, w.ID, movertest.Options{Properties: 12, Photos: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bravo has moved to shard_1; acme's move is planned, and unfinished.
+	mv, err := mover.New(p.set, mover.Options{CleanupDelay: mover.NoCleanupDelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := p.plannedMove(t, bravo.Subdomain, "shard_1")
+	if _, err := mv.Run(bg, moved); err != nil {
+		t.Fatal(err)
+	}
+	planned := p.plannedMove(t, "acme", "shard_1")
+	// Lines of the audit log, one of them long.
+	for _, e := range []audit.Entry{
+		{Actor: "admin:someone.with.a.long.address@operations.example.com", Action: audit.Move, Outcome: audit.Queued, MoveID: moved,
+			Source: shard.Default, Target: "shard_1", Detail: strings.Repeat("a detail long enough to wrap several times ", 5)},
+		{Actor: "cli", Action: audit.Move, Outcome: audit.Done, MoveID: moved, Source: shard.Default, Target: "shard_1"},
+	} {
+		if err := audit.Record(bg, p.primary, e.ForWebsite(bravo)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A locked account, for the sign-in locks.
+	for range 3 {
+		p.postForm("localhost", "/admin/login", url.Values{"email": {"guessed.account.with.a.long.name@example.com"}, "password": {"wrong"}})
+	}
+	const email = "ops@example.com"
+	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
+		t.Fatal(err)
+	}
+	ownerEmail, ownerPassword := p.member(acme, "owner@acme.example")
+	u, _ := url.Parse(p.http.URL)
+	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
+	site := "http://acme.localhost:" + u.Port()
+	screenshotOnFailure(t, ctx)
+	b.signIn(email, opsPassword)
+	b.do("sign in to acme's site admin",
+		chromedp.Navigate(site+"/site_admin"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), ownerEmail),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), ownerPassword),
+		chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/site_admin/properties"]`)),
+	)
+
+	pages := []struct {
+		url  string
+		rows int // at least, in stacked tables
+	}{
+		{b.base + "/admin", 1},
+		{b.base + "/admin/tenants", 2},
+		{fmt.Sprintf("%s/admin/tenants/%d", b.base, bravo.ID), 3}, // its move, and two audit lines
+		{fmt.Sprintf("%s/admin/tenants/%d", b.base, acme.ID), 1},
+		{b.base + "/admin/audit", 3},
+		{b.base + "/admin/sign-in-locks", 1},
+		{fmt.Sprintf("%s/admin/moves/%d", b.base, moved), len(tenant.Tables)},
+		{fmt.Sprintf("%s/admin/moves/%d", b.base, planned), len(tenant.Tables)},
+		{site + "/site_admin", 1},
+		{site + "/site_admin/messages", 6},
+		{site + "/site_admin/pages", 3},
+	}
+	stacked := `[...document.querySelectorAll("main table.stack tbody tr")].filter(r => r.querySelector("td[data-label]")).length`
+	b.do("narrow the page to a phone's screen",
+		chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	for _, pg := range pages {
+		b.do("open "+pg.url+" on a phone", chromedp.Navigate(pg.url), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+		if n := opsRun(b, "counting rows", chromedp.Evaluate[int](stacked)); n < pg.rows {
+			t.Errorf("at 375 px %s shows %d rows of labelled cells, want at least %d", pg.url, n, pg.rows)
+		}
+		if clipped := opsRun(b, "looking for clipped cells", chromedp.Evaluate[[]string](opsCellsClipped)); len(clipped) > 0 {
+			t.Errorf("at 375 px %s cuts off: %q", pg.url, clipped)
+		}
+		// Each cell says what it is: its label is drawn beside it.
+		label := `(c => c ? getComputedStyle(c, "::before").content : "")(document.querySelector("main table.stack td[data-label]"))`
+		if got := opsRun(b, "reading a label", chromedp.Evaluate[string](label)); got == "" || got == "none" {
+			t.Errorf("at 375 px %s draws no label beside its cells: %q", pg.url, got)
+		}
+	}
+	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/admin/tenants", "/admin/audit"} {
+		b.do("open "+path+" on a wide screen", chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+		if got := opsRun(b, "reading the layout", chromedp.Evaluate[string](
+			`getComputedStyle(document.querySelector("main table.stack td")).display + " " + getComputedStyle(document.querySelector("main table.stack thead")).display`)); got != "table-cell table-header-group" {
+			t.Errorf("on a wide screen %s's table is drawn as %q, want a table", path, got)
+		}
+	}
 }

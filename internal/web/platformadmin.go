@@ -130,10 +130,9 @@ func (s *Server) renderOpsMsg(w http.ResponseWriter, r *http.Request, status int
 	return s.pages.render(w, status, name, v)
 }
 
+// opsFlashes are the notices of ?done= after a change; the move page's own
+// are moveNotices.
 var opsFlashes = map[string]string{
-	"queued":   "The move is queued; its progress shows below.",
-	"resumed":  "The move is queued to resume.",
-	"aborted":  "The abort is queued; the tenant becomes active on its old shard first.",
 	"unlocked": "The lock is cleared: sign-ins are let through again.",
 }
 

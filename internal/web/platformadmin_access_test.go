@@ -619,7 +619,7 @@ func TestOps_AccessControl(t *testing.T) {
 			{"migrate to an unknown shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {"shard_9"}}, 422,
 				[]string{"nothing was changed", `target shard "shard_9" is not configured`}},
 			{"migrate to the tenant's own shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {shard.Default}}, 422,
-				[]string{"nothing was changed", `is already on shard "default"`}},
+				[]string{"nothing was changed", `shard "default" cannot take it (current shard)`}},
 			{"migrate a tenant with an unfinished move", "/admin/tenants/" + b + "/migrate", url.Values{"target": {"shard_2"}}, 422,
 				[]string{"nothing was changed", "move " + pm + " of tenant " + b, "is planned"}},
 			{"migrate a tenant in maintenance", "/admin/tenants/" + strconv.FormatInt(maint.ID, 10) + "/migrate", url.Values{"target": {"shard_1"}}, 422,
@@ -731,7 +731,8 @@ func TestOps_AccessControl(t *testing.T) {
 		// has checked them.
 		p.healthRound(t, false)
 		form := p.get("localhost", "/admin/tenants/"+a+"/migrate", cookie)
-		paWantStatus(t, "form", form, http.StatusOK, `<option value="shard_1"`, `<option value="shard_2"`)
+		paWantStatus(t, "form", form, http.StatusOK, `<option value="shard_1" data-tier="premium">shard_1</option>`,
+			`<option value="shard_2" data-tier="premium">shard_2</option>`)
 		// A fast shutdown: test servers do not sync commits.
 		if err := p.cluster.Servers[2].Stop(ctx, false); err != nil {
 			t.Fatal(err)
@@ -739,14 +740,12 @@ func TestOps_AccessControl(t *testing.T) {
 		start := time.Now()
 		p.healthRound(t, false)
 		form = p.get("localhost", "/admin/tenants/"+a+"/migrate", cookie)
-		paWantStatus(t, "form with shard_2 down", form, http.StatusOK, `<option value="shard_1"`)
-		if strings.Contains(form.Body, `<option value="shard_2"`) {
-			t.Error("the form offers the stopped shard_2")
-		}
+		paWantStatus(t, "form with shard_2 down", form, http.StatusOK, `<option value="shard_1" data-tier="premium">shard_1</option>`,
+			`<option value="shard_2" disabled data-tier="premium">shard_2 — unreachable: `)
 		before := paSnapshot(t, p)
 		r := p.postForm("localhost", "/admin/tenants/"+a+"/migrate", url.Values{"target": {"shard_2"}, opsCSRFField: {csrf}}, cookie)
 		paWantStatus(t, "migrate to the stopped shard", r, http.StatusUnprocessableEntity,
-			"nothing was changed", `target shard "shard_2" is unreachable`)
+			"nothing was changed", `shard "shard_2" cannot take it (unreachable: `)
 		paWantUnchanged(t, p, "migrate to the stopped shard", before)
 		if took := time.Since(start); took > 8*time.Second {
 			t.Errorf("the form and the refusal took %s with a shard down", took)

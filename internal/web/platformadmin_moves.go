@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/propertywebbuilder/pwb/internal/audit"
 	"github.com/propertywebbuilder/pwb/internal/journal"
+	"github.com/propertywebbuilder/pwb/internal/ops"
+	"github.com/propertywebbuilder/pwb/internal/registry"
 )
 
 // ---- starting a move ----
@@ -20,7 +25,9 @@ func (s *Server) opsMigrateForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 // opsMigrate runs the move's pre-flight and, if it passes, records the
-// move and queues its job. A refusal redraws the form with the reason.
+// move and queues its job, with the tier change the form asked for in the
+// same transaction. A refusal redraws the form with the reason and changes
+// nothing.
 func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	ws, err := s.opsWebsite(r)
 	if err != nil {
@@ -29,17 +36,33 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	if s.moves == nil {
 		return errNoJobs
 	}
-	target := r.PostForm.Get("target")
+	target, tier := r.PostForm.Get("target"), r.PostForm.Get("tier")
 	refuse := func(msg string) error {
 		d, err := s.tenantData(r, ws)
 		if err != nil {
 			return err
 		}
-		d.Target = target
+		d.Target, d.TierBox = target, tier != ""
 		return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/migrate", "Migrate "+ws.Name, d, msg)
 	}
 	if target == "" {
 		return refuse("Select the shard to move the tenant to.")
+	}
+	// A shard the form shows disabled is refused here too. One not checked
+	// yet is left to the pre-flight, which pings it.
+	for _, d := range s.poller().Snapshot().Destinations(ws.ShardName) {
+		if d.Name == target && d.Why != "" && d.Why != ops.Checking {
+			reason := fmt.Sprintf("shard %q cannot take it (%s)", target, d.Why)
+			e := audit.Entry{Actor: opsActor(r), Action: audit.Move, Outcome: audit.Refused, Source: ws.ShardName, Target: target,
+				Detail: reason}.ForWebsite(ws)
+			if err := audit.Record(r.Context(), s.accounts, e); err != nil {
+				return err
+			}
+			return refuse("The move was refused, and nothing was changed: " + reason + ".")
+		}
+	}
+	if msg := tierRefusal(ws, target, tier); msg != "" {
+		return refuse(msg + " Nothing was changed.")
 	}
 	plan, err := s.moves.Prepare(r.Context(), opsActor(r), strconv.FormatInt(ws.ID, 10), target, "")
 	if errors.Is(err, journal.ErrRefused) {
@@ -48,7 +71,7 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := s.moves.Start(r.Context(), plan, opsActor(r), true)
+	id, err := s.moves.StartWithTier(r.Context(), plan, opsActor(r), true, tier)
 	if errors.Is(err, journal.ErrRefused) {
 		return refuse("The move was refused, and nothing was changed: " + err.Error())
 	}
@@ -57,6 +80,27 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, fmt.Sprintf("%s/moves/%d?done=queued", opsPrefix, id), http.StatusSeeOther)
 	return nil
+}
+
+// tierRefusal is why the tier box of a move of ws to target cannot be
+// as posted, or "": it may only ask for the tier the target calls for.
+func tierRefusal(ws registry.Website, target, tier string) string {
+	switch {
+	case tier == "":
+		return ""
+	case !registry.ValidTier(tier):
+		return fmt.Sprintf("There is no tier %q: a tenant is standard or premium.", clip(tier, 40))
+	case tier == ws.Tier:
+		return fmt.Sprintf("%s is %s already, so there is no tier to change.", ws.Name, tier)
+	case tierOn(ws.Tier, target) != tier:
+		onto := "default, the shared shard"
+		if tier == registry.TierPremium {
+			onto = "a dedicated shard"
+		}
+		return fmt.Sprintf("%s stays %s on %s: its tier changes to %s only with a move onto %s. Untick the box, or choose such a shard.",
+			ws.Name, ws.Tier, target, tier, onto)
+	}
+	return ""
 }
 
 // opsActor names the signed-in super-admin in the journal and audit log.
@@ -81,9 +125,12 @@ type moveProgress struct {
 	ETA        string        `json:"eta,omitempty"`
 	Rate       float64       `json:"rows_per_second,omitempty"`
 	Error      string        `json:"error,omitempty"`
-	// Detail is an online move's catch-up while it streams, and once the
-	// move is done its whole time and how long writes were blocked.
-	Detail    string `json:"detail,omitempty"`
+	// Detail is an online move's catch-up while it streams.
+	Detail string `json:"detail,omitempty"`
+	// Took is the move's whole time once it is done or aborted, and
+	// Blocked how long the tenant's writes were blocked, once known.
+	Took      string `json:"took,omitempty"`
+	Blocked   string `json:"blocked,omitempty"`
 	Done      bool   `json:"done"`
 	Failed    bool   `json:"failed"`
 	Aborted   bool   `json:"aborted"`
@@ -154,6 +201,12 @@ func progressOf(m journal.Move, now time.Time) moveProgress {
 		p.Phase = text
 	}
 	p.Detail = moveDetail(m)
+	if d, ok := m.Took(); ok {
+		p.Took = journal.Measured(d)
+	}
+	if d, ok := m.Blocked(); ok {
+		p.Blocked = journal.Measured(d)
+	}
 	if step == journal.StateCopying && p.RowsTotal > 0 {
 		p.Percent += int(88 * p.RowsCopied / p.RowsTotal)
 		if m.FrozenAt != nil && p.RowsCopied > 0 {
@@ -186,15 +239,8 @@ func progressOf(m journal.Move, now time.Time) moveProgress {
 	return p
 }
 
-// moveDetail says how a move's stream is doing, or how the move went.
+// moveDetail says how an online move's stream is doing.
 func moveDetail(m journal.Move) string {
-	if took, ok := m.Took(); ok && m.State == journal.StateDone {
-		s := "Took " + measured(took)
-		if blocked, ok := m.Blocked(); ok {
-			s += "; writes blocked for " + measured(blocked)
-		}
-		return s
-	}
 	if !m.Online() || m.StreamedAt == nil || m.Switched() {
 		return ""
 	}
@@ -203,14 +249,6 @@ func moveDetail(m journal.Move) string {
 		s += fmt.Sprintf(" · %s, %.1f s behind", bytesText(*m.LagBytes), *m.LagSeconds)
 	}
 	return s
-}
-
-// measured shows a measured duration: milliseconds under a second.
-func measured(d time.Duration) string {
-	if d < time.Second {
-		return fmt.Sprintf("%d ms", d.Milliseconds())
-	}
-	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
 func roughDuration(d time.Duration) string {
@@ -228,6 +266,69 @@ func roughDuration(d time.Duration) string {
 type opsMoveData struct {
 	Move     journal.Move
 	Progress moveProgress
+	// SiteURL is the tenant's site (see siteURL).
+	SiteURL string
+	// Notice is what was just queued, while the journal shows it waiting:
+	// NoticeWhile lists the states in which it holds, for the live
+	// updates to drop it once the work runs.
+	Notice      string
+	NoticeWhile string
+}
+
+// moveNotice is the move page's notice after something was queued, and
+// the states of the move in which it still holds.
+type moveNotice struct {
+	text  string
+	while []journal.State
+}
+
+// moveNotices are the move page's notices by ?done=.
+var moveNotices = map[string]moveNotice{
+	"queued":  {"The move is queued; its progress shows below.", []journal.State{journal.StatePlanned}},
+	"resumed": {"The move is queued to resume.", []journal.State{journal.StateFailed}},
+	"aborted": {"The abort is queued; the tenant becomes active on its old shard first.", []journal.State{
+		journal.StatePlanned, journal.StatePrepared, journal.StateFrozen, journal.StateCopying, journal.StateCopied,
+		journal.StateVerified, journal.StateFailed}},
+}
+
+// moveEnd is what the move page shows once the move has ended, or stopped
+// failing: its whole time, how long the tenant's writes were blocked, and
+// the way to its site.
+type moveEnd struct {
+	Outcome  string // done, aborted or failed
+	Took     string
+	From, To string // to the second
+	// Blocked is how long writes were blocked, "" when they were not;
+	// Online says they were held at the cut-over rather than refused
+	// from the freeze.
+	Blocked string
+	Online  bool
+	// FrozenSince is when a failed move made the site read-only, which it
+	// stays until the move is resumed or aborted.
+	FrozenSince string
+}
+
+// secondsLayout shows the ends of a move to the second.
+const secondsLayout = "2 Jan 2006 15:04:05"
+
+// End is the move's end figures, or nil while it runs.
+func (d opsMoveData) End() *moveEnd {
+	m := d.Move
+	var to time.Time
+	switch m.State {
+	case journal.StateDone, journal.StateAborted:
+		to = *m.FinishedAt
+	case journal.StateFailed:
+		to = m.UpdatedAt // when it failed
+	default:
+		return nil
+	}
+	e := &moveEnd{Outcome: string(m.State), Took: journal.Measured(to.Sub(m.StartedAt)), From: m.StartedAt.Format(secondsLayout),
+		To: to.Format(secondsLayout), Blocked: d.Progress.Blocked, Online: m.Online()}
+	if m.State == journal.StateFailed && m.FrozenAt != nil && !m.Switched() {
+		e.FrozenSince = m.FrozenAt.Format(secondsLayout)
+	}
+	return e
 }
 
 func (s *Server) opsMoveByID(r *http.Request) (journal.Move, error) {
@@ -247,8 +348,27 @@ func (s *Server) opsMove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := opsMoveData{Move: m, Progress: progressOf(m, time.Now())}
+	d, err := s.moveData(r, m)
+	if err != nil {
+		return err
+	}
+	if n, ok := moveNotices[r.URL.Query().Get("done")]; ok && slices.Contains(n.while, m.State) {
+		states := make([]string, len(n.while))
+		for i, st := range n.while {
+			states[i] = string(st)
+		}
+		d.Notice, d.NoticeWhile = n.text, strings.Join(states, " ")
+	}
 	return s.renderOps(w, r, http.StatusOK, "ops/move", fmt.Sprintf("Move %d", m.ID), d)
+}
+
+// moveData is the move page's data for move m.
+func (s *Server) moveData(r *http.Request, m journal.Move) (opsMoveData, error) {
+	ws, err := registry.Get(r.Context(), s.accounts, m.WebsiteID)
+	if err != nil {
+		return opsMoveData{}, err
+	}
+	return opsMoveData{Move: m, Progress: progressOf(m, time.Now()), SiteURL: siteURL(r, ws)}, nil
 }
 
 func (s *Server) opsMoveProgress(w http.ResponseWriter, r *http.Request) error {
@@ -362,6 +482,9 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
 }
 
 func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, msg string) error {
-	d := opsMoveData{Move: m, Progress: progressOf(m, time.Now())}
+	d, err := s.moveData(r, m)
+	if err != nil {
+		return err
+	}
 	return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
 }

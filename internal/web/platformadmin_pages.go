@@ -18,6 +18,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/report"
+	"github.com/propertywebbuilder/pwb/internal/shard"
 )
 
 // opsTimeout bounds each shard's answer on the admin pages that ask a few
@@ -425,12 +426,49 @@ type opsTenantData struct {
 	Moves        []journal.Move
 	Current      *journal.Move // the unfinished move, if any
 	Audit        []audit.Entry
-	Targets      []string // shards the tenant may move to
+	// Destinations are every configured shard, those that cannot take
+	// the move with the reason.
+	Destinations []opsDestination
 	// Checking says some shards have not been checked yet, so they are
 	// not offered as targets.
 	Checking   bool
 	CanMigrate bool
-	Target     string // chosen in a refused form
+	// NewTier is the tier the form offers to change to along with the
+	// move, when some destination calls for it.
+	NewTier string
+	Target  string // chosen in a refused form
+	TierBox bool   // the tier box, ticked in a refused form
+}
+
+// opsDestination is a shard in the migrate form. Tier is the tier the
+// tenant would be expected to have there, when that is not its own.
+type opsDestination struct {
+	ops.Destination
+	Tier string
+}
+
+// Offered reports whether any shard can take the move.
+func (d opsTenantData) Offered() bool {
+	return slices.ContainsFunc(d.Destinations, func(t opsDestination) bool { return t.Why == "" })
+}
+
+// TierWarned reports whether the shard chosen in a refused form calls for
+// a tier change, so the form shows its warning before any script runs.
+func (d opsTenantData) TierWarned() bool {
+	return d.Target != "" && tierOn(d.Website.Tier, d.Target) != ""
+}
+
+// tierOn is the tier a tenant of tier would be expected to have on shard
+// name, when its own does not fit: a premium tenant has a shard of its
+// own, and standard tenants share default.
+func tierOn(tier, name string) string {
+	switch {
+	case tier == registry.TierPremium && name == shard.Default:
+		return registry.TierStandard
+	case tier == registry.TierStandard && name != shard.Default:
+		return registry.TierPremium
+	}
+	return ""
 }
 
 func (s *Server) opsWebsite(r *http.Request) (registry.Website, error) {
@@ -484,7 +522,13 @@ func (s *Server) tenantData(r *http.Request, w registry.Website) (opsTenantData,
 		// shard: the move's pre-flight still refuses a target that does
 		// not answer.
 		snap := s.poller().Snapshot()
-		d.Targets = snap.Targets(w.ShardName)
+		for _, dest := range snap.Destinations(w.ShardName) {
+			tier := tierOn(w.Tier, dest.Name)
+			if tier != "" && dest.Why == "" {
+				d.NewTier = tier
+			}
+			d.Destinations = append(d.Destinations, opsDestination{Destination: dest, Tier: tier})
+		}
 		d.Checking = slices.ContainsFunc(snap.Shards, func(c ops.Card) bool { return c.Configured && c.Health == ops.Checking })
 		ctx, cancel := context.WithTimeout(r.Context(), opsWithin(r.Context()))
 		d.Online, d.OnlineReason = s.moves.Online(ctx, w.ShardName)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/journal"
+	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/ops"
@@ -265,11 +266,12 @@ func TestOps_OnlineMoveThroughTheForm(t *testing.T) {
 			break
 		}
 	}
-	if !prog.Done || prog.Mode != journal.ModeOnline || !strings.HasPrefix(prog.Detail, "Took ") || !strings.Contains(prog.Detail, "; writes blocked for ") {
+	if !prog.Done || prog.Mode != journal.ModeOnline || prog.Took == "" || prog.Blocked == "" {
 		t.Fatalf("move ended as %+v; want done online, with its times\nlog:\n%s", prog, p.log.String())
 	}
 	page := p.get("localhost", "/admin/moves/"+moveID, cookie)
-	if !strings.Contains(page.Body, "(online mode)") || !strings.Contains(page.Body, prog.Detail) {
+	if !strings.Contains(page.Body, "(online mode)") || !strings.Contains(page.Body, "<b>"+prog.Took+"</b>") ||
+		!strings.Contains(page.Body, "<dt>Writes held</dt>") || !strings.Contains(page.Body, "<b>"+prog.Blocked+"</b> <span class=\"small muted\">at the cut-over") {
 		t.Errorf("the move page lacks the mode or the times:\n%s", excerpt(page.Body))
 	}
 }
@@ -474,8 +476,8 @@ func TestOps_DashboardServed(t *testing.T) {
 	}
 	form := p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate", cookie)
 	wantStatus(t, form, http.StatusOK)
-	if strings.Contains(form.Body, `<option value="shard_1"`) || !strings.Contains(form.Body, "data-checking") {
-		t.Errorf("the migrate form offers a shard not checked yet, or does not say why none is offered:\n%s", excerpt(form.Body))
+	if !strings.Contains(form.Body, `<option value="shard_1" disabled data-tier="premium">shard_1 — checking</option>`) || !strings.Contains(form.Body, "data-checking") {
+		t.Errorf("the migrate form does not show a shard not checked yet as checking, or does not say why:\n%s", excerpt(form.Body))
 	}
 
 	p.fastHealth()
@@ -493,7 +495,8 @@ func TestOps_DashboardServed(t *testing.T) {
 		t.Errorf("shard_1's card does not link its tenants to the list filtered to it\n%s", excerpt(dash.Body))
 	}
 	form = p.get("localhost", "/admin/tenants/"+strconv.FormatInt(acme.ID, 10)+"/migrate", cookie)
-	if !strings.Contains(form.Body, `<option value="shard_1"`) || !strings.Contains(form.Body, `<option value="shard_2"`) || strings.Contains(form.Body, "data-checking") {
+	if !strings.Contains(form.Body, `<option value="shard_1" data-tier="premium">shard_1</option>`) ||
+		!strings.Contains(form.Body, `<option value="shard_2" data-tier="premium">shard_2</option>`) || strings.Contains(form.Body, "data-checking") {
 		t.Errorf("the migrate form once every shard is checked:\n%s", excerpt(form.Body))
 	}
 
@@ -569,7 +572,7 @@ func TestOps_TenantList(t *testing.T) {
 	cookie, _ := p.superAdmin("ops@example.com")
 	// A poller that has not gathered anything yet.
 	p.server.setHealth(ops.NewPoller(p.set, p.primary, ops.PollerOptions{}), false)
-	rowRE := regexp.MustCompile(`(?s)<tr data-tenant="([^"]+)">.*?<td data-field="properties">([^<]*)<`)
+	rowRE := regexp.MustCompile(`(?s)<tr data-tenant="([^"]+)">.*?<td data-field="properties"[^>]*>([^<]*)<`)
 	list := func(path string) (subs []string, counts map[string]string, body string) {
 		t.Helper()
 		r := p.get("localhost", path, cookie)
@@ -654,6 +657,229 @@ func TestOps_TenantList(t *testing.T) {
 	for _, sub := range subs {
 		if want := strconv.Itoa(props[sub]); counts[sub] != want {
 			t.Errorf("by properties, %s: %q, want %s", sub, counts[sub], want)
+		}
+	}
+}
+
+// spoilShards leaves shard_2 with a tenant migration pending and shard_3's
+// server stopped, and waits until the health poller has seen both: two
+// shards that cannot take a move.
+func (p *platform) spoilShards(t *testing.T) {
+	t.Helper()
+	pgtest.Exec(t, p.cluster.URL["shard_2"], "UPDATE pwb_tenant_schema_version SET is_applied = false WHERE version_id = $1",
+		migrations.Tenant.Latest())
+	// A fast shutdown: test servers do not sync commits.
+	if err := p.cluster.Servers[3].Stop(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := p.server.poller().Wait(ctx, func(s ops.Snapshot) bool {
+		two, _ := s.Card("shard_2")
+		three, _ := s.Card("shard_3")
+		// The round that meets the server going down may see its
+		// connection killed rather than refused.
+		return two.Pending == 1 && three.Health == ops.Red && three.Why == "unreachable"
+	})
+	if err != nil {
+		t.Fatalf("the health poller does not see shard_2's pending migration and shard_3 down: %v", err)
+	}
+}
+
+// waitForMove waits up to a minute for move id to end, and returns it.
+func (p *platform) waitForMove(t *testing.T, id int64) journal.Move {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m, err := journal.Get(context.Background(), p.primary, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Finished() || m.State == journal.StateFailed || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The migrate form lists every shard, and says why each that cannot take
+// the move cannot; posting one of those anyway is refused and changes
+// nothing, and so is a tier box that is not the one the target calls for.
+// Ticked, the tier changes with the move's start, in the same step, and
+// the audit log says so; unticked, the tier stays.
+func TestOps_MigrateChoicesAndTier(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t, platformOptions{shards: 3, jobs: true})
+	p.fastHealth()
+	ctx := context.Background()
+	prestige := p.tenant("prestige", "shard_1") // premium
+	acme := p.tenant("acme", shard.Default)     // standard
+	bravo := p.tenant("bravo", shard.Default)   // standard
+	odd, err := registry.Create(ctx, p.primary, registry.New{Subdomain: "odd", Name: "Odd Homes", Tier: registry.TierPremium, ShardName: shard.Default})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard1, err := p.set.Pool("shard_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := movertest.Fill(ctx, shard1, prestige.ID, movertest.Options{Properties: 30, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []registry.Website{acme, bravo} {
+		if err := movertest.Fill(ctx, p.primary, w.ID, movertest.Options{Properties: 20, Photos: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rows of acme where no move put them: its pre-flight onto shard_1
+	// refuses.
+	if err := movertest.Fill(ctx, shard1, acme.ID, movertest.Options{Properties: 1, Photos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cookie, csrf := p.superAdmin("ops@example.com")
+	p.spoilShards(t)
+	id := func(w registry.Website) string { return strconv.FormatInt(w.ID, 10) }
+
+	// Every shard is listed; those that cannot take the move are disabled
+	// with why. For a premium tenant, default calls for the standard tier.
+	form := p.get("localhost", "/admin/tenants/"+id(prestige)+"/migrate", cookie)
+	paWantStatus(t, "prestige's form", form, http.StatusOK,
+		`<option value="default" data-tier="standard">default</option>`,
+		`<option value="shard_1" disabled>shard_1 — current shard</option>`,
+		`<option value="shard_2" disabled>shard_2 — 1 migration pending</option>`,
+		`<option value="shard_3" disabled>shard_3 — unreachable: `,
+		`data-tier-warning`, `<input type="checkbox" name="tier" value="standard" data-tier-box>`,
+		"Left unticked, the tenant moves and stays premium.")
+	// A standard tenant is warned about every dedicated shard.
+	form = p.get("localhost", "/admin/tenants/"+id(bravo)+"/migrate", cookie)
+	paWantStatus(t, "bravo's form", form, http.StatusOK, `<option value="shard_1" data-tier="premium">shard_1</option>`,
+		`<option value="default" disabled>default — current shard</option>`, `name="tier" value="premium"`)
+	// A premium tenant on default may go to any dedicated shard as it is.
+	form = p.get("localhost", "/admin/tenants/"+id(odd)+"/migrate", cookie)
+	paWantStatus(t, "odd's form", form, http.StatusOK, `<option value="shard_1">shard_1</option>`)
+	if strings.Contains(form.Body, "data-tier-warning") {
+		t.Errorf("the form warns a premium tenant moving to a dedicated shard:\n%s", excerpt(form.Body))
+	}
+
+	for _, c := range []struct {
+		name string
+		w    registry.Website
+		form url.Values
+		text []string
+	}{
+		{"a shard with a migration pending", prestige, url.Values{"target": {"shard_2"}},
+			[]string{"The move was refused, and nothing was changed: shard \"shard_2\" cannot take it (1 migration pending)."}},
+		{"a shard that is down", prestige, url.Values{"target": {"shard_3"}},
+			[]string{"The move was refused, and nothing was changed: shard \"shard_3\" cannot take it (unreachable: "}},
+		{"its own shard, with the tier box", prestige, url.Values{"target": {"shard_1"}, "tier": {"standard"}},
+			[]string{`shard "shard_1" cannot take it (current shard)`}},
+		{"a tier that does not exist", prestige, url.Values{"target": {"default"}, "tier": {"gold"}},
+			[]string{`There is no tier "gold": a tenant is standard or premium. Nothing was changed.`}},
+		{"a tier of nonsense", prestige, url.Values{"target": {"default"}, "tier": {"<script>" + strings.Repeat("x", 100)}},
+			[]string{`There is no tier "<script>xxxx`, "Nothing was changed."}},
+		{"the tier it has", prestige, url.Values{"target": {"default"}, "tier": {"premium"}},
+			[]string{"Prestige Homes is premium already, so there is no tier to change. Nothing was changed."}},
+		{"a tier the target does not call for", odd, url.Values{"target": {"shard_1"}, "tier": {"standard"}},
+			[]string{"Odd Homes stays premium on shard_1: its tier changes to standard only with a move onto default, the shared shard.", "Nothing was changed."}},
+		{"the tier box, with a move the pre-flight refuses", acme, url.Values{"target": {"shard_1"}, "tier": {"premium"}},
+			[]string{"The move was refused, and nothing was changed", `already holds rows of tenant ` + id(acme)}},
+	} {
+		before := paSnapshot(t, p)
+		c.form.Set(opsCSRFField, csrf)
+		r := p.postForm("localhost", "/admin/tenants/"+id(c.w)+"/migrate", c.form, cookie)
+		paWantStatus(t, c.name, r, http.StatusUnprocessableEntity, c.text...)
+		if strings.Contains(r.Body, "<script>x") {
+			t.Errorf("%s: the refusal shows what was posted unescaped", c.name)
+		}
+		paWantUnchanged(t, p, c.name, before)
+	}
+	// The refused form keeps the choice and the ticked box.
+	r := p.postForm("localhost", "/admin/tenants/"+id(prestige)+"/migrate", url.Values{opsCSRFField: {csrf}, "target": {"default"}, "tier": {"gold"}}, cookie)
+	paWantStatus(t, "the refused form", r, http.StatusUnprocessableEntity, `<option value="default" selected data-tier="standard">`,
+		`name="tier" value="standard" data-tier-box checked>`)
+	// The shards refused by the form are in the audit log, with why.
+	if n := pgtest.QueryValue[int64](t, p.cluster.URL[shard.Default], `SELECT count(*) FROM audit_log WHERE action = 'move'
+		AND outcome = 'refused' AND website_id = $1 AND (detail LIKE '%(1 migration pending)%' OR detail LIKE '%(unreachable: %')`, prestige.ID); n != 2 {
+		t.Errorf("audit lines of the moves refused for shard_2 and shard_3: %d, want 2", n)
+	}
+
+	// Ticked: the tier changes as the move is queued, before it runs.
+	r = p.postForm("localhost", "/admin/tenants/"+id(prestige)+"/migrate",
+		url.Values{opsCSRFField: {csrf}, "target": {"default"}, "tier": {"standard"}}, cookie)
+	m := paMoveLocation.FindStringSubmatch(r.Header.Get("Location"))
+	if r.StatusCode != http.StatusSeeOther || m == nil {
+		t.Fatalf("moving prestige to default with its tier: status %d to %q\n%s", r.StatusCode, r.Header.Get("Location"), excerpt(r.Body))
+	}
+	moved, _ := strconv.ParseInt(m[1], 10, 64)
+	if w, err := registry.Get(ctx, p.primary, prestige.ID); err != nil || w.Tier != registry.TierStandard {
+		t.Errorf("prestige once its move is queued: %+v, %v; want standard", w, err)
+	}
+	if n := pgtest.QueryValue[int64](t, p.cluster.URL[shard.Default], `SELECT count(*) FROM audit_log WHERE action = 'move'
+		AND outcome = 'queued' AND move_id = $1 AND actor = 'admin:ops@example.com'
+		AND detail = 'tier changed from premium to standard as the move was queued'`, moved); n != 1 {
+		t.Errorf("audit lines of the queued move with its tier change: %d, want 1", n)
+	}
+	audit := p.get("localhost", "/admin/tenants/"+id(prestige), cookie)
+	paWantStatus(t, "prestige's audit trail", audit, http.StatusOK, "tier changed from premium to standard as the move was queued")
+	if mv := p.waitForMove(t, moved); mv.State != journal.StateDone {
+		t.Fatalf("prestige's move ended %s (%s)\nlog:\n%s", mv.State, mv.Error, p.log.String())
+	}
+	if w, _ := registry.Get(ctx, p.primary, prestige.ID); w.ShardName != shard.Default || w.Tier != registry.TierStandard || w.Status != registry.StatusActive {
+		t.Errorf("prestige after its move: %+v; want active and standard on default", w)
+	}
+
+	// Unticked: the warning is advice, and the tier stays.
+	r = p.postForm("localhost", "/admin/tenants/"+id(bravo)+"/migrate", url.Values{opsCSRFField: {csrf}, "target": {"shard_1"}}, cookie)
+	if m = paMoveLocation.FindStringSubmatch(r.Header.Get("Location")); r.StatusCode != http.StatusSeeOther || m == nil {
+		t.Fatalf("moving bravo to shard_1: status %d\n%s", r.StatusCode, excerpt(r.Body))
+	}
+	moved, _ = strconv.ParseInt(m[1], 10, 64)
+	if mv := p.waitForMove(t, moved); mv.State != journal.StateDone {
+		t.Fatalf("bravo's move ended %s (%s)", mv.State, mv.Error)
+	}
+	if w, _ := registry.Get(ctx, p.primary, bravo.ID); w.ShardName != "shard_1" || w.Tier != registry.TierStandard {
+		t.Errorf("bravo after its move: %+v; want standard on shard_1", w)
+	}
+	if n := pgtest.QueryValue[int64](t, p.cluster.URL[shard.Default], `SELECT count(*) FROM audit_log WHERE move_id = $1 AND detail LIKE '%tier%'`, moved); n != 0 {
+		t.Errorf("bravo's move records %d tier changes, want none", n)
+	}
+}
+
+// A move's end figures: its whole time, and how long writes were blocked,
+// for each way a move ends; none while it runs.
+func TestOps_MoveEnd(t *testing.T) {
+	start := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := start.Add(d); return &t }
+	us := func(d time.Duration) *int64 { n := d.Microseconds(); return &n }
+	for _, c := range []struct {
+		name string
+		m    journal.Move
+		want *moveEnd
+	}{
+		{"running", journal.Move{State: journal.StateCopying, StartedAt: start, FrozenAt: at(time.Second)}, nil},
+		{"queued", journal.Move{State: journal.StatePlanned, StartedAt: start}, nil},
+		{"done, freeze", journal.Move{State: journal.StateDone, Mode: journal.ModeFreeze, StartedAt: start, FrozenAt: at(200 * time.Millisecond),
+			SwitchedAt: at(2450 * time.Millisecond), FinishedAt: at(12340 * time.Millisecond)},
+			&moveEnd{Outcome: "done", Took: "12.34s", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:00:12", Blocked: "2.25s"}},
+		{"done, online", journal.Move{State: journal.StateDone, Mode: journal.ModeOnline, StartedAt: start, SwitchedAt: at(5 * time.Second),
+			FinishedAt: at(61 * time.Second), BlockedUS: us(7300 * time.Microsecond)},
+			&moveEnd{Outcome: "done", Took: "1m1s", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:01:01", Blocked: "7ms", Online: true}},
+		{"aborted after the freeze", journal.Move{State: journal.StateAborted, Mode: journal.ModeFreeze, StartedAt: start, FrozenAt: at(time.Second),
+			FinishedAt: at(4 * time.Second)},
+			&moveEnd{Outcome: "aborted", Took: "4s", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:00:04", Blocked: "3s"}},
+		{"aborted before the freeze", journal.Move{State: journal.StateAborted, Mode: journal.ModeFreeze, StartedAt: start, FinishedAt: at(900 * time.Millisecond)},
+			&moveEnd{Outcome: "aborted", Took: "900ms", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:00:00"}},
+		{"failed while frozen", journal.Move{State: journal.StateFailed, FailedState: journal.StateCopying, Mode: journal.ModeFreeze, StartedAt: start,
+			FrozenAt: at(time.Second), UpdatedAt: start.Add(3 * time.Second)},
+			&moveEnd{Outcome: "failed", Took: "3s", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:00:03", FrozenSince: "4 Mar 2026 10:00:01"}},
+		{"failed in its clean-up", journal.Move{State: journal.StateFailed, FailedState: journal.StateSwitched, Mode: journal.ModeFreeze, StartedAt: start,
+			FrozenAt: at(time.Second), SwitchedAt: at(1500 * time.Millisecond), UpdatedAt: start.Add(3 * time.Second)},
+			&moveEnd{Outcome: "failed", Took: "3s", From: "4 Mar 2026 10:00:00", To: "4 Mar 2026 10:00:03", Blocked: "500ms"}},
+	} {
+		d := opsMoveData{Move: c.m, Progress: progressOf(c.m, time.Now())}
+		got := d.End()
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("%s: end %+v, want %+v", c.name, got, c.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // pwb platform admin: small enhancements over pages that work without it.
-// Shard cards refresh themselves, "Migrate Database" opens a modal, and a
-// move's progress bar follows the server's event stream.
+// Shard cards refresh themselves, "Migrate Database" opens a modal whose
+// tier warning follows the shard chosen, and a move's progress bar follows
+// the server's event stream.
 (function () {
   "use strict";
 
@@ -25,6 +26,26 @@
     dlg.querySelectorAll("[data-close-dialog]").forEach(function (c) {
       c.addEventListener("click", function (e) { e.preventDefault(); dlg.close(); });
     });
+  });
+
+  // The migrate form's tier warning follows the shard chosen: shown, and
+  // its box usable, only for a shard that calls for another tier.
+  document.querySelectorAll("[data-migrate-form]").forEach(function (form) {
+    var select = form.querySelector('select[name="target"]');
+    var warning = form.querySelector("[data-tier-warning]");
+    if (!select || !warning) { return; }
+    var box = warning.querySelector("[data-tier-box]");
+    var target = warning.querySelector("[data-tier-target]");
+    function follow() {
+      var opt = select.options[select.selectedIndex];
+      var warn = !!(opt && opt.dataset.tier);
+      warning.hidden = !warn;
+      box.disabled = !warn;
+      if (!warn) { box.checked = false; }
+      if (warn && target) { target.textContent = opt.value; }
+    }
+    select.addEventListener("change", follow);
+    follow();
   });
 
   function fmt(n) { return Number(n).toLocaleString("en-US"); }
@@ -52,6 +73,10 @@
       err.textContent = p.error || "";
       err.hidden = !p.error;
       el.dataset.percent = p.percent;
+      // A notice of queued work goes once the journal shows it running.
+      document.querySelectorAll("[data-while-state]").forEach(function (n) {
+        if (n.dataset.whileState.split(" ").indexOf(p.state) < 0) { n.remove(); }
+      });
       // The move page's table of tables, if this is that page.
       (p.tables || []).forEach(function (t) {
         var row = document.querySelector('tr[data-move-table="' + t.table + '"]');
@@ -67,8 +92,8 @@
         es.close();
         el.dataset.ended = "true";
         // Draw the page again for what follows: Resume and Abort, or the
-        // tenant's new shard. Without ?done=, whose "queued" notice no
-        // longer holds.
+        // move's end figures. Without ?done=, whose notice no longer
+        // holds.
         setTimeout(function () {
           var u = new URL(window.location.href);
           u.searchParams.delete("done");
