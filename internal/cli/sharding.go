@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
@@ -134,7 +135,7 @@ already given a shard of its own is pointed elsewhere only once confirmed
 				if before.ShardName != shard.Default && before.ShardName != args[1] && targetErr == nil && currentErr == nil && !yes {
 					q := fmt.Sprintf("Tenant %d (%s) is already provisioned on shard %s. Point it at %s instead?", before.ID, before.Subdomain, before.ShardName, args[1])
 					if err := a.confirm(q); err != nil {
-						return a.audit(e, fmt.Errorf("%w: %w", sharding.ErrRefused, err))
+						return a.audit(e, fmt.Errorf("%w: %w", fault.Refused, err))
 					}
 				}
 			}

@@ -18,11 +18,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/sharding"
 )
 
 // testPauseHook, when set, gives the mover its Pause hook (mover.Options):
@@ -74,7 +74,7 @@ const auditTimeout = 5 * time.Second
 // audited by package moves.)
 func (a *app) audit(e audit.Entry, err error) error {
 	e.Actor = actor()
-	e.Outcome = audit.OutcomeOf(err, journal.ErrRefused, journal.ErrNotFound, sharding.ErrRefused)
+	e.Outcome = audit.OutcomeOf(err, fault.Refused, journal.ErrNotFound)
 	if err != nil {
 		e.Detail = err.Error()
 		if a.ctx.Err() != nil {

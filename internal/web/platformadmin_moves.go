@@ -30,27 +30,27 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 		return errNoJobs
 	}
 	target := r.PostForm.Get("target")
-	refuse := func(msg string) error {
+	refuse := func(status int, msg string) error {
 		d, err := s.tenantData(r, ws)
 		if err != nil {
 			return err
 		}
 		d.Target = target
-		return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/migrate", "Migrate "+ws.Name, d, msg)
+		return s.renderOpsMsg(w, r, status, "ops/migrate", "Migrate "+ws.Name, d, msg)
 	}
 	if target == "" {
-		return refuse("Select the shard to move the tenant to.")
+		return refuse(http.StatusUnprocessableEntity, "Select the shard to move the tenant to.")
 	}
 	plan, err := s.moves.Prepare(r.Context(), opsActor(r), strconv.FormatInt(ws.ID, 10), target, "")
 	if errors.Is(err, journal.ErrRefused) {
-		return refuse("The move was refused, and nothing was changed: " + err.Error())
+		return refuse(classify(err).status, "The move was refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
 	}
 	id, err := s.moves.Start(r.Context(), plan, opsActor(r), true)
 	if errors.Is(err, journal.ErrRefused) {
-		return refuse("The move was refused, and nothing was changed: " + err.Error())
+		return refuse(classify(err).status, "The move was refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
@@ -335,7 +335,7 @@ func (s *Server) opsAbort(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		return s.renderMoveError(w, r, m, "Tick the box to confirm the abort. Nothing was changed.")
+		return s.renderMoveError(w, r, m, http.StatusUnprocessableEntity, "Tick the box to confirm the abort. Nothing was changed.")
 	}
 	return s.opsQueue(w, r, "aborted", s.moves.Abort)
 }
@@ -352,7 +352,7 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
 	}
 	_, err = enqueue(r.Context(), m.ID, opsActor(r), true)
 	if errors.Is(err, journal.ErrRefused) {
-		return s.renderMoveError(w, r, m, "Refused, and nothing was changed: "+err.Error())
+		return s.renderMoveError(w, r, m, classify(err).status, "Refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
@@ -361,7 +361,7 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
 	return nil
 }
 
-func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, msg string) error {
+func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, status int, msg string) error {
 	d := opsMoveData{Move: m, Progress: progressOf(m, time.Now())}
-	return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
+	return s.renderOpsMsg(w, r, status, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
 }
