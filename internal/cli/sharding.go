@@ -14,6 +14,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 func (a *app) shardingCommand() *cobra.Command {
@@ -97,7 +98,7 @@ func (a *app) printShardList(infos []sharding.ShardInfo, n int, start time.Time)
 		case !s.Reachable:
 			reach = "NO: " + cellError(s.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, orDash(s.Database), orDash(s.Addr), reach, units.Count(int64(s.Tenants)), units.Count(int64(s.Premium)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -191,6 +191,11 @@ func TestClassify_KeepsTheSpecialPages(t *testing.T) {
 func TestConflicts_AreA409PageFromEveryPackage(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t, platformOptions{shards: 1, jobs: true})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", p.log.String())
+		}
+	})
 	ctx := context.Background()
 	acme, bravo, charlie := p.tenant("acme", shard.Default), p.tenant("bravo", shard.Default), p.tenant("charlie", shard.Default)
 	for _, w := range []registry.Website{bravo, charlie} {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/journal"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // ---- starting a move ----
@@ -198,9 +199,9 @@ func moveDetail(m journal.Move) string {
 	if !m.Online() || m.StreamedAt == nil || m.Switched() {
 		return ""
 	}
-	s := thousands(m.ChangesApplied) + " changes streamed"
+	s := units.Count(m.ChangesApplied) + " changes streamed"
 	if m.LagBytes != nil && m.LagSeconds != nil {
-		s += fmt.Sprintf(" · %s, %.1f s behind", bytesText(*m.LagBytes), *m.LagSeconds)
+		s += fmt.Sprintf(" · %s, %.1f s behind", units.Bytes(*m.LagBytes), *m.LagSeconds)
 	}
 	return s
 }
