@@ -1,10 +1,13 @@
 // Package fault names the five kinds of failure that callers treat alike
 // whichever package reports them: not found, conflict, invalid input,
-// refused and unavailable. Every package's sentinel errors are of one of
-// these kinds (New), so the web turns a kind into an HTTP status and the
-// command line into an exit code, each in one place, without knowing every
-// package's errors.
+// refused and unavailable. A package's sentinel error that is one of these
+// is declared with New, so the web turns its kind into an HTTP status and
+// the command line into an exit code, each in one place, without knowing
+// every package's errors. (Sentinels of no kind, such as a wrong password,
+// are answered where they arise.)
 package fault
+
+//lint:file-ignore ST1012 the kinds are named for what they are, as they read at use: errors.Is(err, fault.Conflict), fault.New(fault.NotFound, ...)
 
 import "errors"
 
