@@ -12,6 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
 // Sentinel errors callers branch on.
@@ -21,11 +24,12 @@ var (
 	// website, so the sign-in form does not reveal which emails exist.
 	ErrBadCredentials = errors.New("wrong email or password")
 	// ErrNoSession means the session token is missing, unknown, expired, for
-	// another website, or its membership has ended.
+	// another website, or its membership has ended. Neither it nor
+	// ErrBadCredentials is of a fault kind: the sign-in pages answer them.
 	ErrNoSession = errors.New("not signed in")
-	ErrInvalid   = errors.New("invalid")
-	ErrConflict  = errors.New("already exists")
-	ErrNotFound  = errors.New("not found")
+	ErrInvalid   = fault.New(fault.Invalid, "invalid")
+	ErrConflict  = fault.New(fault.Conflict, "already exists")
+	ErrNotFound  = fault.New(fault.NotFound, "not found")
 )
 
 // Roles a member can have on a website.
@@ -45,13 +49,8 @@ const (
 // bcrypt.MinCost.
 var Cost = bcrypt.DefaultCost
 
-// Querier is what account functions run on: a pool, a connection or a
-// transaction. It has the shape of registry.Querier.
-type Querier interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// Querier is dbq.Querier, under the name older callers know.
+type Querier = dbq.Querier
 
 // User is a platform-wide login.
 type User struct {
@@ -110,13 +109,13 @@ func HashPassword(pw string) (string, error) {
 
 // CreateUser adds a user. The email is normalised; an email already taken in
 // any letter case is ErrConflict.
-func CreateUser(ctx context.Context, q Querier, email, password string) (User, error) {
+func CreateUser(ctx context.Context, q dbq.Querier, email, password string) (User, error) {
 	return createUser(ctx, q, email, password, nil)
 }
 
 // createUser adds a user with platform role role, if not nil, in one
 // statement.
-func createUser(ctx context.Context, q Querier, email, password string, role *string) (User, error) {
+func createUser(ctx context.Context, q dbq.Querier, email, password string, role *string) (User, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return User{}, err
@@ -139,7 +138,7 @@ func createUser(ctx context.Context, q Querier, email, password string, role *st
 
 // SetPassword replaces a user's password and ends all of the user's sessions,
 // so a password reset after a leak also signs out whoever used the old one.
-func SetPassword(ctx context.Context, q Querier, userID int64, password string) error {
+func SetPassword(ctx context.Context, q dbq.Querier, userID int64, password string) error {
 	hash, err := HashPassword(password)
 	if err != nil {
 		return err
@@ -163,7 +162,7 @@ func SetPassword(ctx context.Context, q Querier, userID int64, password string) 
 }
 
 // FindUserByEmail returns the user with the given email, in any letter case.
-func FindUserByEmail(ctx context.Context, q Querier, email string) (User, error) {
+func FindUserByEmail(ctx context.Context, q dbq.Querier, email string) (User, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		return User{}, err
@@ -181,7 +180,7 @@ func FindUserByEmail(ctx context.Context, q Querier, email string) (User, error)
 }
 
 // AddMember gives a user a role on a website, or changes the role they have.
-func AddMember(ctx context.Context, q Querier, userID, websiteID int64, role string) error {
+func AddMember(ctx context.Context, q dbq.Querier, userID, websiteID int64, role string) error {
 	if role != RoleOwner && role != RoleAdmin {
 		return fmt.Errorf("%w role %q: must be owner or admin", ErrInvalid, role)
 	}
@@ -202,7 +201,7 @@ func AddMember(ctx context.Context, q Querier, userID, websiteID int64, role str
 
 // RemoveMember takes a user's role on a website away. Their sessions on that
 // website end with it.
-func RemoveMember(ctx context.Context, q Querier, userID, websiteID int64) error {
+func RemoveMember(ctx context.Context, q dbq.Querier, userID, websiteID int64) error {
 	tag, err := q.Exec(ctx, "DELETE FROM memberships WHERE user_id = $1 AND website_id = $2", userID, websiteID)
 	if err != nil {
 		return fmt.Errorf("removing user %d from website %d: %w", userID, websiteID, err)
@@ -217,7 +216,7 @@ func RemoveMember(ctx context.Context, q Querier, userID, websiteID int64) error
 // An unknown or malformed email, a wrong password and a user who is not a
 // member of websiteID are all ErrBadCredentials, and each costs one bcrypt
 // comparison, so neither the answer nor its timing tells which emails exist.
-func Authenticate(ctx context.Context, q Querier, websiteID int64, email, password string) (Member, error) {
+func Authenticate(ctx context.Context, q dbq.Querier, websiteID int64, email, password string) (Member, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))

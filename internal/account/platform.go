@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // RoleSuperAdmin is the platform role that opens the platform admin (/admin).
@@ -32,7 +34,7 @@ type PlatformSession struct {
 // CreateSuperAdmin adds a user with the super-admin role. An email that is
 // already a user's is ErrConflict: a platform login is an account of its
 // own, never a site admin's promoted.
-func CreateSuperAdmin(ctx context.Context, q Querier, email, password string) (User, error) {
+func CreateSuperAdmin(ctx context.Context, q dbq.Querier, email, password string) (User, error) {
 	role := RoleSuperAdmin
 	return createUser(ctx, q, email, password, &role)
 }
@@ -45,7 +47,7 @@ var ErrNotSuperAdmin = errors.New("this account cannot open the platform admin")
 // sign-in. Unknown emails and wrong passwords are ErrBadCredentials, at the
 // cost of one bcrypt comparison each. The right password of a user without
 // the platform role is ErrNotSuperAdmin.
-func AuthenticatePlatform(ctx context.Context, q Querier, email, password string) (User, error) {
+func AuthenticatePlatform(ctx context.Context, q dbq.Querier, email, password string) (User, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
@@ -83,7 +85,7 @@ func newToken() (token string, hash []byte) {
 
 // CreatePlatformSession opens a platform-admin session for userID that lasts
 // ttl and returns its token for the cookie.
-func CreatePlatformSession(ctx context.Context, q Querier, userID int64, ttl time.Duration) (string, error) {
+func CreatePlatformSession(ctx context.Context, q dbq.Querier, userID int64, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		return "", fmt.Errorf("%w session lifetime %v: must be positive", ErrInvalid, ttl)
 	}
@@ -98,7 +100,7 @@ func CreatePlatformSession(ctx context.Context, q Querier, userID int64, ttl tim
 
 // LookupPlatformSession returns the platform session behind token. A token
 // that is malformed, unknown or expired is ErrNoSession.
-func LookupPlatformSession(ctx context.Context, q Querier, token string) (PlatformSession, error) {
+func LookupPlatformSession(ctx context.Context, q dbq.Querier, token string) (PlatformSession, error) {
 	hash, ok := hashToken(token)
 	if !ok {
 		return PlatformSession{}, ErrNoSession
@@ -122,7 +124,7 @@ func LookupPlatformSession(ctx context.Context, q Querier, token string) (Platfo
 
 // DeletePlatformSession ends the platform session behind token; a token
 // with no session is not an error.
-func DeletePlatformSession(ctx context.Context, q Querier, token string) error {
+func DeletePlatformSession(ctx context.Context, q dbq.Querier, token string) error {
 	hash, ok := hashToken(token)
 	if !ok {
 		return nil
@@ -149,7 +151,7 @@ func (s PlatformSession) ValidCSRF(sent string) bool {
 // DeleteExpiredPlatformSessions removes platform sessions past their expiry
 // and returns how many. Expired sessions are already refused; this only
 // keeps the table small.
-func DeleteExpiredPlatformSessions(ctx context.Context, q Querier) (int64, error) {
+func DeleteExpiredPlatformSessions(ctx context.Context, q dbq.Querier) (int64, error) {
 	tag, err := q.Exec(ctx, "DELETE FROM platform_sessions WHERE expires_at <= now()")
 	if err != nil {
 		return 0, fmt.Errorf("deleting expired platform sessions: %w", err)

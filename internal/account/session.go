@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // tokenBytes is the length of a session token before encoding: 256 bits, far
@@ -37,7 +39,7 @@ func hashToken(token string) (hash []byte, ok bool) {
 // CreateSession opens a session for m on m.WebsiteID that lasts ttl and
 // returns its token (base64url, no padding) for the cookie. Only the token's
 // SHA-256 is stored.
-func CreateSession(ctx context.Context, q Querier, m Member, ttl time.Duration) (string, error) {
+func CreateSession(ctx context.Context, q dbq.Querier, m Member, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		return "", fmt.Errorf("%w session lifetime %v: must be positive", ErrInvalid, ttl)
 	}
@@ -58,7 +60,7 @@ func CreateSession(ctx context.Context, q Querier, m Member, ttl time.Duration) 
 // LookupSession returns the session behind token on website websiteID. A
 // token that is malformed, unknown, expired, issued for another website, or
 // whose membership has been removed is ErrNoSession.
-func LookupSession(ctx context.Context, q Querier, token string, websiteID int64) (Session, error) {
+func LookupSession(ctx context.Context, q dbq.Querier, token string, websiteID int64) (Session, error) {
 	hash, ok := hashToken(token)
 	if !ok {
 		return Session{}, ErrNoSession
@@ -81,7 +83,7 @@ func LookupSession(ctx context.Context, q Querier, token string, websiteID int64
 
 // DeleteSession ends the session behind token (signing out). A token with no
 // session is not an error: signing out twice is fine.
-func DeleteSession(ctx context.Context, q Querier, token string) error {
+func DeleteSession(ctx context.Context, q dbq.Querier, token string) error {
 	hash, ok := hashToken(token)
 	if !ok {
 		return nil
@@ -94,7 +96,7 @@ func DeleteSession(ctx context.Context, q Querier, token string) error {
 
 // DeleteExpiredSessions removes sessions past their expiry and returns how
 // many. Expired sessions are already refused; this only keeps the table small.
-func DeleteExpiredSessions(ctx context.Context, q Querier) (int64, error) {
+func DeleteExpiredSessions(ctx context.Context, q dbq.Querier) (int64, error) {
 	tag, err := q.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= now()")
 	if err != nil {
 		return 0, fmt.Errorf("deleting expired sessions: %w", err)

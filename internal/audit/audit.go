@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 )
@@ -54,15 +54,12 @@ type Entry struct {
 	Detail    string    `json:"detail,omitempty"`
 }
 
-// Querier is a pool, a connection or a transaction on primary.
-type Querier interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// Querier is dbq.Querier, under the name older callers know.
+type Querier = dbq.Querier
 
 // OutcomeOf names how an operation that returned err ended: done, refused
-// (registry.ErrRefused-like errors the caller marks with refused) or failed.
+// (err is one of the errors the caller lists in refused, such as
+// fault.Refused) or failed.
 func OutcomeOf(err error, refused ...error) string {
 	if err == nil {
 		return Done
@@ -76,7 +73,7 @@ func OutcomeOf(err error, refused ...error) string {
 }
 
 // Record appends e to the log; At, if zero, is the database's now.
-func Record(ctx context.Context, q Querier, e Entry) error {
+func Record(ctx context.Context, q dbq.Querier, e Entry) error {
 	if e.Actor == "" || e.Action == "" || e.Outcome == "" {
 		return errors.New("audit: an entry needs an actor, an action and an outcome")
 	}
@@ -102,7 +99,7 @@ type Filter struct {
 }
 
 // List returns entries newest first and the number that match f.
-func List(ctx context.Context, q Querier, f Filter) ([]Entry, int, error) {
+func List(ctx context.Context, q dbq.Querier, f Filter) ([]Entry, int, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}

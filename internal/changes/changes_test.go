@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
@@ -524,7 +525,7 @@ func TestApply_CascadesAndUnchangedLargeValues(t *testing.T) {
 	}
 }
 
-func md5hex(t testing.TB, q Querier, b []byte) string {
+func md5hex(t testing.TB, q dbq.Querier, b []byte) string {
 	return queryValue[string](t, q, "SELECT md5($1::bytea)", b)
 }
 
@@ -746,7 +747,7 @@ func TestSupported(t *testing.T) {
 	if got := queryValue[string](t, db, "SHOW wal_level"); got != "logical" {
 		t.Errorf("a pglocal server runs with wal_level %s, want logical by default", got)
 	}
-	check := func(name string, q Querier, repl string, want string) {
+	check := func(name string, q dbq.Querier, repl string, want string) {
 		t.Helper()
 		ok, reason, err := Supported(ctx, q, repl, "s1")
 		if err != nil {

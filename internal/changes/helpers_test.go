@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/pglocal"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
@@ -77,14 +78,14 @@ func newPool(t testing.TB, url string) *pgxpool.Pool {
 	return pool
 }
 
-func mustExec(t testing.TB, q Querier, sql string, args ...any) {
+func mustExec(t testing.TB, q dbq.Querier, sql string, args ...any) {
 	t.Helper()
 	if _, err := q.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
 
-func queryValue[T any](t testing.TB, q Querier, sql string, args ...any) T {
+func queryValue[T any](t testing.TB, q dbq.Querier, sql string, args ...any) T {
 	t.Helper()
 	var v T
 	if err := q.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
@@ -106,7 +107,7 @@ func bigImage(r *rand.Rand) []byte {
 
 // seed gives website a few rows in every tenant table, one big photo
 // among them.
-func seed(t testing.TB, q Querier, website int64, properties int) {
+func seed(t testing.TB, q dbq.Querier, website int64, properties int) {
 	t.Helper()
 	ctx := context.Background()
 	stmts := []string{
@@ -137,7 +138,7 @@ func seed(t testing.TB, q Querier, website int64, properties int) {
 
 // digest is a count and checksum of every row of website in every tenant
 // table, as q sees them.
-func digest(ctx context.Context, q Querier, website int64) (string, error) {
+func digest(ctx context.Context, q dbq.Querier, website int64) (string, error) {
 	var parts []string
 	for _, table := range tenant.Tables {
 		var n int64
@@ -152,7 +153,7 @@ func digest(ctx context.Context, q Querier, website int64) (string, error) {
 	return strings.Join(parts, " "), nil
 }
 
-func mustDigest(t testing.TB, q Querier, website int64) string {
+func mustDigest(t testing.TB, q dbq.Querier, website int64) string {
 	t.Helper()
 	d, err := digest(context.Background(), q, website)
 	if err != nil {

@@ -1,15 +1,14 @@
 package changes
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // LSN is a position in a server's write-ahead log.
@@ -18,13 +17,9 @@ type LSN = pglogrepl.LSN
 // ParseLSN reads an LSN in PostgreSQL's text form, such as "0/16B3748".
 func ParseLSN(s string) (LSN, error) { return pglogrepl.ParseLSN(s) }
 
-// Querier runs SQL on a normal (non-replication) connection: a
-// *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
-type Querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// Querier is dbq.Querier, under the name older callers know. This package's
+// functions that take one run SQL on a normal (non-replication) connection.
+type Querier = dbq.Querier
 
 // Prefix starts the name of every publication, replication slot and marker
 // of a move, so a sweep can find what moves left behind.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // CreatePublication publishes the rows of websiteID in tables (tenant
@@ -28,7 +30,7 @@ import (
 // unless the filter's columns are in the table's replica identity; the
 // tenant migration 00004 makes (website_id, id) the replica identity of
 // every tenant table so the shard's other tenants keep writing.
-func CreatePublication(ctx context.Context, q Querier, name string, tables []string, websiteID int64) error {
+func CreatePublication(ctx context.Context, q dbq.Querier, name string, tables []string, websiteID int64) error {
 	if err := checkName("publication", name); err != nil {
 		return err
 	}
@@ -114,7 +116,7 @@ const publicationSettle = 200 * time.Millisecond
 
 // Publications lists the publications of the database behind q whose names
 // start with pwb_move_, sorted: what moves created (MoveOf tells whose).
-func Publications(ctx context.Context, q Querier) ([]string, error) {
+func Publications(ctx context.Context, q dbq.Querier) ([]string, error) {
 	rows, err := q.Query(ctx, "SELECT pubname::text FROM pg_publication WHERE starts_with(pubname::text, $1) ORDER BY 1", Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing move publications: %w", err)
@@ -141,7 +143,7 @@ func Publications(ctx context.Context, q Querier) ([]string, error) {
 // written at once, whatever becomes of the transaction, but cannot be
 // flushed from inside it; call FlushWAL on another connection to the source
 // right after.
-func EmitMarker(ctx context.Context, q Querier, prefix, content string) (LSN, error) {
+func EmitMarker(ctx context.Context, q dbq.Querier, prefix, content string) (LSN, error) {
 	sql := "SELECT pg_logical_emit_message(false, $1, $2)::text, NULL, NULL"
 	if _, inTx := q.(pgx.Tx); !inTx {
 		sql = "SELECT pg_logical_emit_message(false, $1, $2)::text, " + flushing
@@ -167,7 +169,7 @@ const flushing = "set_config('synchronous_commit', 'on', true), txid_current()"
 // FlushWAL makes the server behind q (a pool or connection, not a
 // transaction) flush its WAL to disk up to now, so a marker emitted inside a
 // transaction reaches the stream without waiting for the WAL writer.
-func FlushWAL(ctx context.Context, q Querier) error {
+func FlushWAL(ctx context.Context, q dbq.Querier) error {
 	if _, err := q.Exec(ctx, "SELECT pg_logical_emit_message(false, 'pwb_flush', ''), "+flushing); err != nil {
 		return fmt.Errorf("flushing the source's WAL: %w", err)
 	}
@@ -177,7 +179,7 @@ func FlushWAL(ctx context.Context, q Querier) error {
 // ForgetPosition deletes move moveID's applied position from the target's
 // move_positions, once the move is finished or abandoned (a stream started
 // afterwards would start from the slot's confirmed position).
-func ForgetPosition(ctx context.Context, target Querier, moveID int64) error {
+func ForgetPosition(ctx context.Context, target dbq.Querier, moveID int64) error {
 	if _, err := target.Exec(ctx, "DELETE FROM move_positions WHERE move_id = $1", moveID); err != nil {
 		return fmt.Errorf("forgetting move %d's position on the target: %w", moveID, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // replConnect opens a logical replication connection (replication=database)
@@ -119,7 +121,7 @@ func CreateSlot(ctx context.Context, replConnString, slot string, temporary bool
 // (pg_terminate_backend, which needs superuser, pg_signal_backend or the
 // same role) and the drop is retried for a few seconds. A slot that does not
 // exist is success.
-func DropSlot(ctx context.Context, q Querier, slot string) error {
+func DropSlot(ctx context.Context, q dbq.Querier, slot string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var pid *int32
@@ -181,7 +183,7 @@ type SlotInfo struct {
 
 // Slots lists every replication slot on the server behind q whose name
 // starts with pwb_move_, whatever its database, sorted by name.
-func Slots(ctx context.Context, q Querier) ([]SlotInfo, error) {
+func Slots(ctx context.Context, q dbq.Querier) ([]SlotInfo, error) {
 	rows, err := q.Query(ctx, `SELECT slot_name::text, coalesce(database::text, ''), temporary, active,
 			coalesce(active_pid, 0), coalesce(wal_status, ''),
 			coalesce((pg_current_wal_lsn() - restart_lsn)::bigint, 0), coalesce(confirmed_flush_lsn::text, '0/0')
@@ -218,7 +220,7 @@ const slotsPerMove = 2
 // missing it returns false and one plain-English line saying what and how to
 // fix it, naming the shard as shardName. err is for a check that could not
 // run at all (the shard unreachable through q).
-func Supported(ctx context.Context, q Querier, replConnString, shardName string) (ok bool, reason string, err error) {
+func Supported(ctx context.Context, q dbq.Querier, replConnString, shardName string) (ok bool, reason string, err error) {
 	on := fmt.Sprintf("on shard %q", shardName)
 	var (
 		version                 int

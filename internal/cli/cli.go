@@ -17,10 +17,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
 
-// Exit codes.
+// Exit codes; exitCode says which error gets which.
 const (
 	ExitOK     = 0
 	ExitFailed = 1
@@ -72,14 +73,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteC()
+	code := exitCode(err)
+	if code == ExitOK {
+		return code
+	}
+	fmt.Fprintf(stderr, "pwb: %s\n", describe(err))
+	if code == ExitUsage {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return code
+}
+
+// exitCode is the one place where an error becomes the exit code. A
+// mistake in how the command was called is ExitUsage, and so is input of
+// kind fault.Invalid (a malformed subdomain, a short password), whether the
+// command's own checks or a package's found it: the command has to be
+// called differently. Not found, conflict, refused and unavailable are
+// ExitFailed, like any other failure; the one line on stderr says which.
+func exitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "pwb: %s\n", describe(err))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return ExitUsage
+	}
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		return ExitUsage
+	case fault.NotFound, fault.Conflict, fault.Refused, fault.Unavailable:
+		return ExitFailed
 	}
 	return ExitFailed
 }

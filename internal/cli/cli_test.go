@@ -82,6 +82,15 @@ func wantRefused(t *testing.T, r result, want string) {
 	}
 }
 
+// wantUsage checks a command called wrongly or given an invalid value: exit
+// 2, stderr saying want and pointing at --help.
+func wantUsage(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != ExitUsage || !strings.HasPrefix(r.stderr, "pwb: ") || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--help") {
+		t.Errorf("exit %d, stderr %q; want %d saying %q and pointing at --help", r.code, r.stderr, ExitUsage, want)
+	}
+}
+
 // migratedCluster starts primary and n shards on separate servers, creates
 // and migrates them through the CLI.
 func migratedCluster(t *testing.T, shards int) *pgtest.Cluster {

@@ -21,6 +21,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/mover/movertest"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // mvTenant creates tenant sub on shard and fills it, returning its id.
@@ -71,7 +72,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, strconv.FormatInt(fill.Rows(), 10)) && !strings.Contains(out, count(fill.Rows())) {
+	if !strings.Contains(out, strconv.FormatInt(fill.Rows(), 10)) && !strings.Contains(out, units.Count(fill.Rows())) {
 		t.Errorf("dry run should total %d rows:\n%s", fill.Rows(), out)
 	}
 	var plan mover.Plan
@@ -81,6 +82,10 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	if plan.Rows() != fill.Rows() || len(plan.Tables) != 7 || plan.Target != "shard_1" || plan.Collisions != 0 {
 		t.Errorf("JSON plan: %+v", plan)
 	}
+	// Sizes in the units the platform admin shows them in.
+	if size := units.Bytes(plan.Bytes()); !strings.Contains(out, size) || !strings.HasSuffix(size, "iB") {
+		t.Errorf("dry run should total %s:\n%s", size, out)
+	}
 	if got := mvWhere(t, c, id); got != "default active" || mvJournalSize(t, c) != 0 || mvRows(t, c, "shard_1", id) != 0 {
 		t.Fatalf("dry run changed something: registry %q, journal %d", got, mvJournalSize(t, c))
 	}
@@ -89,7 +94,7 @@ func TestMigrate_DryRunConfirmationAndJSON(t *testing.T) {
 	env := map[string]string{"PWB_ENV": "test", "PWB_CONFIG": cfg}
 	for stdin, want := range map[string]string{"no\n": "pwb: not confirmed: nothing was changed\n", "": "(pass --yes to skip the question)\n"} {
 		r := pwbInput(env, stdin, "sharding", "migrate", "--mode", "freeze", "dry-co", "shard_1")
-		question := "Move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1: " + count(fill.Rows()) + " rows"
+		question := "Move tenant " + strconv.FormatInt(id, 10) + " (dry-co) from default to shard_1: " + units.Count(fill.Rows()) + " rows, " + units.Bytes(plan.Bytes()) + "?"
 		if r.code != ExitFailed || !strings.HasPrefix(r.stderr, question) || !strings.Contains(r.stderr, "read-only for about") || !strings.HasSuffix(r.stderr, want) {
 			t.Errorf("answer %q: exit %d, stderr %q; want the question, then %q", stdin, r.code, r.stderr, want)
 		}

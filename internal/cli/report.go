@@ -10,6 +10,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/fanout"
 	"github.com/propertywebbuilder/pwb/internal/report"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 func (a *app) reportCommand() *cobra.Command {
@@ -70,22 +71,22 @@ func (a *app) printTotals(t report.Totals) error {
 	fmt.Fprintln(tw, "SHARD\tTENANTS\tPROPERTIES\tMESSAGES\tSIZE\tSTATUS\t")
 	for _, s := range t.Shards {
 		status := "ok"
-		props, msgs, size := count(s.Properties), count(s.Messages), bytesText(s.SizeBytes)
+		props, msgs, size := units.Count(s.Properties), units.Count(s.Messages), units.Bytes(s.SizeBytes)
 		if !s.Reachable {
 			status = "UNREACHABLE: " + cellError(s.Error)
 			props, msgs, size = "-", "-", "-"
 		}
-		tenants := count(int64(s.Tenants))
+		tenants := units.Count(int64(s.Tenants))
 		if t.RegistryError != "" {
 			tenants = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, tenants, props, msgs, size, status)
 	}
-	tenants := count(int64(t.Total.Tenants))
+	tenants := units.Count(int64(t.Total.Tenants))
 	if t.RegistryError != "" {
 		tenants = "-"
 	}
-	fmt.Fprintf(tw, "total\t%s\t%s\t%s\t%s\t%s\t\n", tenants, count(t.Total.Properties), count(t.Total.Messages),
-		bytesText(t.Total.SizeBytes), fmt.Sprintf("in %s", t.Took.Round(time.Millisecond)))
+	fmt.Fprintf(tw, "total\t%s\t%s\t%s\t%s\t%s\t\n", tenants, units.Count(t.Total.Properties), units.Count(t.Total.Messages),
+		units.Bytes(t.Total.SizeBytes), fmt.Sprintf("in %s", t.Took.Round(time.Millisecond)))
 	return tw.Flush()
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -22,6 +23,10 @@ func TestReportTotals(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	// Sizes in the binary units the platform admin shows them in.
+	if !regexp.MustCompile(`(?m)^\s*total\s.*\s\d+\.\d (KiB|MiB|GiB|TiB)\s`).MatchString(out) {
+		t.Errorf("the total's size is not in KiB, MiB or GiB:\n%s", out)
 	}
 	var got report.Totals
 	if err := json.Unmarshal([]byte(mustPWB(t, cfg, "report", "totals", "--json")), &got); err != nil {

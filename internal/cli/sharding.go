@@ -10,9 +10,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/sharding"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 func (a *app) shardingCommand() *cobra.Command {
@@ -96,7 +98,7 @@ func (a *app) printShardList(infos []sharding.ShardInfo, n int, start time.Time)
 		case !s.Reachable:
 			reach = "NO: " + cellError(s.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", name, orDash(s.Database), orDash(s.Addr), reach, s.Tenants, s.Premium)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, orDash(s.Database), orDash(s.Addr), reach, units.Count(int64(s.Tenants)), units.Count(int64(s.Premium)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -134,7 +136,7 @@ already given a shard of its own is pointed elsewhere only once confirmed
 				if before.ShardName != shard.Default && before.ShardName != args[1] && targetErr == nil && currentErr == nil && !yes {
 					q := fmt.Sprintf("Tenant %d (%s) is already provisioned on shard %s. Point it at %s instead?", before.ID, before.Subdomain, before.ShardName, args[1])
 					if err := a.confirm(q); err != nil {
-						return a.audit(e, fmt.Errorf("%w: %w", sharding.ErrRefused, err))
+						return a.audit(e, fmt.Errorf("%w: %w", fault.Refused, err))
 					}
 				}
 			}

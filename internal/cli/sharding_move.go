@@ -18,11 +18,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/moves"
 	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/sharding"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // testPauseHook, when set, gives the mover its Pause hook (mover.Options):
@@ -74,7 +75,7 @@ const auditTimeout = 5 * time.Second
 // audited by package moves.)
 func (a *app) audit(e audit.Entry, err error) error {
 	e.Actor = actor()
-	e.Outcome = audit.OutcomeOf(err, journal.ErrRefused, journal.ErrNotFound, sharding.ErrRefused)
+	e.Outcome = audit.OutcomeOf(err, fault.Refused, journal.ErrNotFound)
 	if err != nil {
 		e.Detail = err.Error()
 		if a.ctx.Err() != nil {
@@ -151,7 +152,7 @@ lines. Asks for confirmation unless --yes.`,
 			}
 			if !yes {
 				question := fmt.Sprintf("Move tenant %d (%s) from %s to %s: %s rows, %s? %s",
-					plan.Website.ID, plan.Website.Subdomain, plan.Source, plan.Target, count(plan.Rows()), bytesText(plan.Bytes()), writesText(plan))
+					plan.Website.ID, plan.Website.Subdomain, plan.Source, plan.Target, units.Count(plan.Rows()), units.Bytes(plan.Bytes()), writesText(plan))
 				// Declining is not recorded: nothing was attempted.
 				if err := a.confirm(question); err != nil {
 					return err
@@ -311,7 +312,7 @@ func (a *app) shardingMovesCommand() *cobra.Command {
 					blocked = journal.Measured(d)
 				}
 				fmt.Fprintf(tw, "%d\t%d (%s)\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.WebsiteID, m.Subdomain, m.Source, m.Target,
-					m.Mode, stateText(m), count(m.RowsCopied()), count(m.RowsTotal()), catchUpText(m), m.StartedAt.Local().Format("2006-01-02 15:04:05"),
+					m.Mode, stateText(m), units.Count(m.RowsCopied()), units.Count(m.RowsTotal()), catchUpText(m), m.StartedAt.Local().Format("2006-01-02 15:04:05"),
 					took, blocked, m.StartedBy, orDash(m.Error))
 			}
 			return tw.Flush()
@@ -327,9 +328,9 @@ func catchUpText(m journal.Move) string {
 	if !m.Online() || m.StreamedAt == nil {
 		return "-"
 	}
-	s := count(m.ChangesApplied) + " changes"
+	s := units.Count(m.ChangesApplied) + " changes"
 	if m.LagBytes != nil && m.LagSeconds != nil && !m.Switched() {
-		s += fmt.Sprintf(", %s/%.1fs behind", bytesText(*m.LagBytes), *m.LagSeconds)
+		s += fmt.Sprintf(", %s/%.1fs behind", units.Bytes(*m.LagBytes), *m.LagSeconds)
 	}
 	return s
 }
@@ -401,7 +402,7 @@ func (a *app) printReport(r mover.Report) error {
 	if r.Move == nil {
 		fmt.Fprintln(tw, "TABLE\tROWS\tCHECKSUM")
 		for _, t := range r.Tables {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, count(t.Sum.Rows), t.Sum.Checksum)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, units.Count(t.Sum.Rows), t.Sum.Checksum)
 		}
 		return tw.Flush()
 	}
@@ -411,7 +412,7 @@ func (a *app) printReport(r mover.Report) error {
 		if !t.Match() {
 			match = "DIFFER"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, count(t.Sum.Rows), count(t.Other.Rows), match)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, units.Count(t.Sum.Rows), units.Count(t.Other.Rows), match)
 	}
 	return tw.Flush()
 }
@@ -442,9 +443,9 @@ func (a *app) printPlan(p mover.Plan, asJSON bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "TABLE\tROWS\tSIZE\tID COLLISIONS\t")
 	for _, t := range p.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t\n", t.Name, count(t.Rows), bytesText(t.Bytes), t.Collisions)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t\n", t.Name, units.Count(t.Rows), units.Bytes(t.Bytes), t.Collisions)
 	}
-	fmt.Fprintf(tw, "total\t%s\t%s\t%d\t\n", count(p.Rows()), bytesText(p.Bytes()), p.Collisions)
+	fmt.Fprintf(tw, "total\t%s\t%s\t%d\t\n", units.Count(p.Rows()), units.Bytes(p.Bytes()), p.Collisions)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -502,10 +503,10 @@ func (a *app) finishMove(view *moveView, id int64, m journal.Move, err error) er
 	took, _ := m.Took()
 	what := "read-only for " + blocked
 	if m.Online() {
-		what = fmt.Sprintf("%s changes streamed, writes held for %s", count(m.ChangesApplied), blocked)
+		what = fmt.Sprintf("%s changes streamed, writes held for %s", units.Count(m.ChangesApplied), blocked)
 	}
 	fmt.Fprintf(a.stdout, "Move %d done (%s): tenant %d (%s) is on %s; %s rows copied and verified in %s, %s\n",
-		m.ID, m.Mode, m.WebsiteID, m.Subdomain, m.Target, count(m.RowsTotal()), journal.Measured(took), what)
+		m.ID, m.Mode, m.WebsiteID, m.Subdomain, m.Target, units.Count(m.RowsTotal()), journal.Measured(took), what)
 	return nil
 }
 
@@ -584,7 +585,7 @@ func (v *moveView) detail(out io.Writer, e mover.Event) {
 	}
 	if e.Phase == journal.PhaseStreaming && e.Detail == "" && time.Since(v.lastCatchUp) >= catchUpEvery {
 		v.clear()
-		fmt.Fprintf(out, "  %s changes applied, %s and %.1f s behind\n", count(e.Changes), bytesText(e.LagBytes), e.LagSeconds)
+		fmt.Fprintf(out, "  %s changes applied, %s and %.1f s behind\n", units.Count(e.Changes), units.Bytes(e.LagBytes), e.LagSeconds)
 		v.lastCatchUp = time.Now()
 	}
 }

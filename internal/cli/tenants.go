@@ -8,6 +8,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 func (a *app) tenantsCommand() *cobra.Command {
@@ -106,7 +107,7 @@ func (a *app) tenantsListCommand() *cobra.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "%d tenant(s)\n", len(ws))
+			fmt.Fprintf(a.stdout, "%s tenant(s)\n", units.Count(int64(len(ws))))
 			return nil
 		},
 	}

@@ -52,25 +52,31 @@ func TestTenants_CreateRefusesBadInput(t *testing.T) {
 	mustPWB(t, c.ConfigPath, "tenants", "create", "--subdomain", "acme", "--name", "Acme", "--custom-domain", "acme.example")
 	for _, tc := range []struct {
 		args []string
+		code int // the name taken and the unknown shard fail; bad values are usage
 		want string
 	}{
-		{[]string{"--subdomain", "ACME", "--name", "Again"}, `subdomain "acme": already taken`},
-		{[]string{"--subdomain", "other", "--name", "X", "--custom-domain", "ACME.example"}, "already taken"},
-		{[]string{"--subdomain", "a", "--name", "X"}, "2 to 63 characters"},
-		{[]string{"--subdomain", strings.Repeat("a", 64), "--name", "X"}, "2 to 63 characters"},
-		{[]string{"--subdomain", "bad_name", "--name", "X"}, "lower-case letters, digits and hyphens"},
-		{[]string{"--subdomain", "-bad", "--name", "X"}, "not starting or ending with a hyphen"},
-		{[]string{"--subdomain", "héllo", "--name", "X"}, "lower-case letters"},
-		{[]string{"--subdomain", "admin", "--name", "X"}, "reserved"},
-		{[]string{"--subdomain", "www", "--name", "X"}, "reserved"},
-		{[]string{"--subdomain", "fine", "--name", "   "}, "name: must not be empty"},
-		{[]string{"--subdomain", "fine", "--name", strings.Repeat("n", 201)}, "at most 200"},
-		{[]string{"--subdomain", "fine", "--name", "X", "--tier", "gold"}, `tier "gold"`},
-		{[]string{"--subdomain", "fine", "--name", "X", "--shard", "shard_9"}, "--shard shard_9: not configured"},
-		{[]string{"--subdomain", "x'; DROP TABLE websites; --", "--name", "X"}, "lower-case letters"},
-		{[]string{"--subdomain", "fine", "--name", "X", "--custom-domain", "https://fine.example"}, "no scheme, port or path"},
+		{[]string{"--subdomain", "ACME", "--name", "Again"}, ExitFailed, `subdomain "acme": already taken`},
+		{[]string{"--subdomain", "other", "--name", "X", "--custom-domain", "ACME.example"}, ExitFailed, "already taken"},
+		{[]string{"--subdomain", "a", "--name", "X"}, ExitUsage, "2 to 63 characters"},
+		{[]string{"--subdomain", strings.Repeat("a", 64), "--name", "X"}, ExitUsage, "2 to 63 characters"},
+		{[]string{"--subdomain", "bad_name", "--name", "X"}, ExitUsage, "lower-case letters, digits and hyphens"},
+		{[]string{"--subdomain", "-bad", "--name", "X"}, ExitUsage, "not starting or ending with a hyphen"},
+		{[]string{"--subdomain", "héllo", "--name", "X"}, ExitUsage, "lower-case letters"},
+		{[]string{"--subdomain", "admin", "--name", "X"}, ExitUsage, "reserved"},
+		{[]string{"--subdomain", "www", "--name", "X"}, ExitUsage, "reserved"},
+		{[]string{"--subdomain", "fine", "--name", "   "}, ExitUsage, "name: must not be empty"},
+		{[]string{"--subdomain", "fine", "--name", strings.Repeat("n", 201)}, ExitUsage, "at most 200"},
+		{[]string{"--subdomain", "fine", "--name", "X", "--tier", "gold"}, ExitUsage, `tier "gold"`},
+		{[]string{"--subdomain", "fine", "--name", "X", "--shard", "shard_9"}, ExitFailed, "--shard shard_9: not configured"},
+		{[]string{"--subdomain", "x'; DROP TABLE websites; --", "--name", "X"}, ExitUsage, "lower-case letters"},
+		{[]string{"--subdomain", "fine", "--name", "X", "--custom-domain", "https://fine.example"}, ExitUsage, "no scheme, port or path"},
 	} {
-		wantRefused(t, pwb(t, c.ConfigPath, append([]string{"tenants", "create"}, tc.args...)...), tc.want)
+		r := pwb(t, c.ConfigPath, append([]string{"tenants", "create"}, tc.args...)...)
+		if tc.code == ExitFailed {
+			wantRefused(t, r, tc.want)
+		} else {
+			wantUsage(t, r, tc.want)
+		}
 	}
 	if n := pgtest.QueryValue[int64](t, c.URL["default"], "SELECT count(*) FROM websites"); n != 1 {
 		t.Errorf("refused creates must write nothing: %d websites", n)
@@ -138,7 +144,7 @@ func TestTenants_AddMember(t *testing.T) {
 		{"", []string{"acme", "--email", "b@example.com", "--role", "king"}, ExitUsage, "owner or admin"},
 		{"", []string{"nobody", "--email", "b@example.com"}, ExitFailed, "nobody"},
 		{"", []string{"acme", "--email", "b@example.com"}, ExitFailed, "no password"},
-		{"short\n", []string{"acme", "--email", "b@example.com"}, ExitFailed, "password"},
+		{"short\n", []string{"acme", "--email", "b@example.com"}, ExitUsage, "password: must be at least 8 characters"},
 	} {
 		r := pwbInput(env, tc.stdin, append([]string{"tenants", "add-member"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {

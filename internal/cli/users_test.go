@@ -87,8 +87,8 @@ func TestUsersCreateAdmin_Refusals(t *testing.T) {
 		{"a password flag", "", []string{"--email", "bob@example.com", "--password", "x"}, ExitUsage, "unknown flag: --password"},
 		{"empty stdin", "", []string{"--email", "bob@example.com"}, ExitFailed, "no password given on standard input"},
 		{"empty line", "\n", []string{"--email", "bob@example.com"}, ExitFailed, "no password given on standard input"},
-		{"short password", "1234567\n", []string{"--email", "bob@example.com"}, ExitFailed, "password: must be at least 8 characters"},
-		{"long password", strings.Repeat("p", 73) + "\n", []string{"--email", "bob@example.com"}, ExitFailed, "password: must be at most 72 bytes"},
+		{"short password", "1234567\n", []string{"--email", "bob@example.com"}, ExitUsage, "password: must be at least 8 characters"},
+		{"long password", strings.Repeat("p", 73) + "\n", []string{"--email", "bob@example.com"}, ExitUsage, "password: must be at most 72 bytes"},
 		{"a site admin's email", "good-password\n", []string{"--email", "ANN@example.com"}, ExitFailed,
 			"ann@example.com is already the email of user 1: a platform login must be an account of its own, so use another email, such as ann+platform@example.com"},
 		{"a super-admin's email", "good-password\n", []string{"--email", "root@example.com"}, ExitFailed, "already the email of user 2"},
@@ -98,10 +98,8 @@ func TestUsersCreateAdmin_Refusals(t *testing.T) {
 		r := pwbInput(env, tc.stdin, append([]string{"users", "create-admin"}, tc.args...)...)
 		if tc.code == ExitFailed {
 			t.Run(tc.name, func(t *testing.T) { wantRefused(t, r, tc.want) })
-			continue
-		}
-		if r.code != tc.code || !strings.HasPrefix(r.stderr, "pwb: ") || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "--help") {
-			t.Errorf("%s: exit %d, stderr %q; want %d saying %q and pointing at --help", tc.name, r.code, r.stderr, tc.code, tc.want)
+		} else {
+			t.Run(tc.name, func(t *testing.T) { wantUsage(t, r, tc.want) })
 		}
 	}
 	for _, args := range [][]string{{"users"}, {"users", "bogus"}} {

@@ -10,18 +10,20 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
-// Sentinel errors callers branch on.
+// Sentinel errors callers branch on, each of its fault kind.
 var (
 	// ErrNotFound means no such row in this website. Rows of another
 	// website are reported the same way, so their existence never leaks.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = fault.New(fault.NotFound, "not found")
 	// ErrConflict means a unique value is taken, such as a page slug or a
 	// property reference.
-	ErrConflict = errors.New("already exists")
+	ErrConflict = fault.New(fault.Conflict, "already exists")
 	// ErrInvalid is what every *InvalidError is.
-	ErrInvalid = errors.New("invalid input")
+	ErrInvalid = fault.New(fault.Invalid, "invalid input")
 )
 
 // InvalidError lists the problems with input, by field, as messages fit to
@@ -44,8 +46,9 @@ func (e *InvalidError) Error() string {
 	return b.String()
 }
 
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+// Unwrap makes errors.Is(err, ErrInvalid) and errors.Is(err, fault.Invalid)
+// true.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 // ParseID parses an id from a URL or form. Anything that is not a UUID is
 // ErrNotFound, because to a visitor a malformed id names nothing.

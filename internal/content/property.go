@@ -13,15 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
-
-// querier is what reads run on: the scope itself, or the transaction of a
-// write that reads back what it wrote.
-type querier interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
 
 // Property is a realty asset with its sale and rental listing.
 type Property struct {
@@ -235,7 +229,7 @@ const (
 
 // loadProperty reads one property with its features and photos; key is its
 // id or slug, as the query expects.
-func loadProperty(ctx context.Context, q querier, websiteID int64, query string, key any) (Property, error) {
+func loadProperty(ctx context.Context, q dbq.Reader, websiteID int64, query string, key any) (Property, error) {
 	p, err := scanProperty(q.QueryRow(ctx, query, websiteID, key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Property{}, ErrNotFound

@@ -9,6 +9,8 @@ import (
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // MaxSlugLen is the longest slug of a page or property.
@@ -74,7 +76,7 @@ const selectSimilarPropertySlugs = `SELECT slug FROM properties
 // first one free in the website, all within MaxSlugLen. A concurrent create
 // can still take it first; the unique constraint catches that and the
 // caller retries.
-func uniquePropertySlug(ctx context.Context, q querier, websiteID int64, base string) (string, error) {
+func uniquePropertySlug(ctx context.Context, q dbq.Reader, websiteID int64, base string) (string, error) {
 	// Every candidate starts with this prefix, even when a long base is
 	// cut to make room for a suffix of up to six digits. It holds only
 	// [a-z0-9-], none of which LIKE treats specially.

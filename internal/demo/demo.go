@@ -11,6 +11,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/account"
 	"github.com/propertywebbuilder/pwb/internal/config"
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
@@ -46,7 +47,7 @@ type Result struct {
 // written. Content is written one piece at a time, as an editor would; if a
 // seed is interrupted after its first property, the next one sees a site
 // with properties and leaves it as it is.
-func Seed(ctx context.Context, s tenant.Scope, primary account.Querier, w registry.Website, o Options) (Result, error) {
+func Seed(ctx context.Context, s tenant.Scope, primary dbq.Querier, w registry.Website, o Options) (Result, error) {
 	if s.WebsiteID != w.ID {
 		return Result{}, fmt.Errorf("seeding demo content: scope of tenant %d given for tenant %d", s.WebsiteID, w.ID)
 	}
@@ -79,7 +80,7 @@ func Seed(ctx context.Context, s tenant.Scope, primary account.Querier, w regist
 
 // ensureOwner makes sure email can sign in to website id as its owner and
 // returns the normalised address.
-func ensureOwner(ctx context.Context, q account.Querier, websiteID int64, email, password string) (string, error) {
+func ensureOwner(ctx context.Context, q dbq.Querier, websiteID int64, email, password string) (string, error) {
 	u, err := account.FindUserByEmail(ctx, q, email)
 	if errors.Is(err, account.ErrNotFound) {
 		u, err = account.CreateUser(ctx, q, email, password)

@@ -10,7 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/dbq"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
 // State is where a move is, as the journal records it.
@@ -63,11 +64,12 @@ const (
 )
 
 // ErrNotFound means no move has the given id.
-var ErrNotFound = errors.New("no such move")
+var ErrNotFound = fault.New(fault.NotFound, "no such move")
 
 // ErrRefused marks an operation refused before it changed anything: a move
-// refused by its pre-flight, a resume or abort refused by the journal.
-var ErrRefused = errors.New("refused")
+// refused by its pre-flight, a resume or abort refused by the journal. It is
+// fault.Refused itself, the one refusal of every package.
+var ErrRefused = fault.Refused
 
 // Refuse returns an ErrRefused error with a one-line reason.
 func Refuse(format string, args ...any) error {
@@ -279,7 +281,7 @@ func scanMove(row pgx.Row) (Move, error) {
 }
 
 // Get reads one move with its tables.
-func Get(ctx context.Context, q registry.Querier, id int64) (Move, error) {
+func Get(ctx context.Context, q dbq.Querier, id int64) (Move, error) {
 	return get(ctx, q, id, "")
 }
 
@@ -289,7 +291,7 @@ func GetForUpdate(ctx context.Context, tx pgx.Tx, id int64) (Move, error) {
 	return get(ctx, tx, id, " FOR UPDATE OF m")
 }
 
-func get(ctx context.Context, q registry.Querier, id int64, lock string) (Move, error) {
+func get(ctx context.Context, q dbq.Querier, id int64, lock string) (Move, error) {
 	m, err := scanMove(q.QueryRow(ctx, "SELECT "+moveColumns+" FROM moves m JOIN websites w ON w.id = m.website_id WHERE m.id = $1"+lock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Move{}, fmt.Errorf("move %d: %w", id, ErrNotFound)
@@ -303,7 +305,7 @@ func get(ctx context.Context, q registry.Querier, id int64, lock string) (Move, 
 }
 
 // tablesOf reads the tables of several moves in one query.
-func tablesOf(ctx context.Context, q registry.Querier, ids []int64) (map[int64][]TableState, error) {
+func tablesOf(ctx context.Context, q dbq.Querier, ids []int64) (map[int64][]TableState, error) {
 	rows, err := q.Query(ctx, `SELECT move_id, table_name, rows_total, bytes_total, rows_copied, bytes_copied, copied,
 		COALESCE(source_checksum, ''), COALESCE(target_checksum, ''), rows_deleted
 		FROM move_tables WHERE move_id = ANY($1) ORDER BY move_id, position`, ids)
@@ -329,17 +331,17 @@ func tablesOf(ctx context.Context, q registry.Querier, ids []int64) (map[int64][
 
 // List returns the journal, newest first: every move, or one tenant's when
 // websiteID is not 0.
-func List(ctx context.Context, q registry.Querier, websiteID int64) ([]Move, error) {
+func List(ctx context.Context, q dbq.Querier, websiteID int64) ([]Move, error) {
 	return list(ctx, q, "$1 = 0 OR m.website_id = $1", websiteID)
 }
 
 // ListUnfinished returns every move that is neither done nor aborted,
 // newest first.
-func ListUnfinished(ctx context.Context, q registry.Querier) ([]Move, error) {
+func ListUnfinished(ctx context.Context, q dbq.Querier) ([]Move, error) {
 	return list(ctx, q, "m.state NOT IN ('done', 'aborted')")
 }
 
-func list(ctx context.Context, q registry.Querier, where string, args ...any) ([]Move, error) {
+func list(ctx context.Context, q dbq.Querier, where string, args ...any) ([]Move, error) {
 	rows, err := q.Query(ctx, "SELECT "+moveColumns+` FROM moves m JOIN websites w ON w.id = m.website_id
 		WHERE `+where+` ORDER BY m.id DESC`, args...)
 	if err != nil {
@@ -365,7 +367,7 @@ func list(ctx context.Context, q registry.Querier, where string, args ...any) ([
 
 // Unfinished returns the tenant's move that is neither done nor aborted, if
 // any.
-func Unfinished(ctx context.Context, q registry.Querier, websiteID int64) (Move, bool, error) {
+func Unfinished(ctx context.Context, q dbq.Querier, websiteID int64) (Move, bool, error) {
 	var id int64
 	err := q.QueryRow(ctx, "SELECT id FROM moves WHERE website_id = $1 AND state NOT IN ('done', 'aborted')", websiteID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -379,12 +381,12 @@ func Unfinished(ctx context.Context, q registry.Querier, websiteID int64) (Move,
 }
 
 // ErrMoveInProgress is returned when a tenant already has an unfinished move.
-var ErrMoveInProgress = errors.New("tenant already has an unfinished move")
+var ErrMoveInProgress = fault.New(fault.Conflict, "tenant already has an unfinished move")
 
 // RefuseIfMoving returns an error naming the tenant's unfinished move, if it
 // has one. Commands that change a tenant's shard or status call it, so an
 // operator cannot undo a move's freeze by hand.
-func RefuseIfMoving(ctx context.Context, q registry.Querier, websiteID int64) error {
+func RefuseIfMoving(ctx context.Context, q dbq.Querier, websiteID int64) error {
 	m, found, err := Unfinished(ctx, q, websiteID)
 	if err != nil || !found {
 		return err
@@ -420,7 +422,7 @@ type NewTable struct {
 
 // ErrUnfinishedNow means another move of the tenant was recorded at the same
 // moment: the unique index on unfinished moves refused this one.
-var ErrUnfinishedNow = errors.New("another move of this tenant was recorded at the same moment")
+var ErrUnfinishedNow = fault.New(fault.Conflict, "another move of this tenant was recorded at the same moment")
 
 // Insert records a planned move and its tables and returns its id.
 func Insert(ctx context.Context, tx pgx.Tx, n NewMove) (int64, error) {
@@ -447,7 +449,7 @@ func Insert(ctx context.Context, tx pgx.Tx, n NewMove) (int64, error) {
 }
 
 // exec runs one journal statement, wrapping its error with what it records.
-func exec(ctx context.Context, q registry.Querier, what, sql string, args ...any) error {
+func exec(ctx context.Context, q dbq.Querier, what, sql string, args ...any) error {
 	if _, err := q.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("recording %s in the journal: %w", what, err)
 	}
@@ -455,7 +457,7 @@ func exec(ctx context.Context, q registry.Querier, what, sql string, args ...any
 }
 
 // SetState records that move id reached state, clearing any failure.
-func SetState(ctx context.Context, q registry.Querier, id int64, state State) error {
+func SetState(ctx context.Context, q dbq.Querier, id int64, state State) error {
 	extra := ""
 	if state == StateDone {
 		extra = ", finished_at = now()"
@@ -465,19 +467,19 @@ func SetState(ctx context.Context, q registry.Querier, id int64, state State) er
 }
 
 // SetFailed records why move id stopped in step.
-func SetFailed(ctx context.Context, q registry.Querier, id int64, step State, cause error) error {
+func SetFailed(ctx context.Context, q dbq.Querier, id int64, step State, cause error) error {
 	return exec(ctx, q, fmt.Sprintf("the failure of move %d", id), `UPDATE moves SET state = 'failed', failed_state = $2,
 		error = $3, updated_at = now() WHERE id = $1`, id, step, OneLine(cause.Error()))
 }
 
 // SetError records a problem of move id without changing its state.
-func SetError(ctx context.Context, q registry.Querier, id int64, cause error) error {
+func SetError(ctx context.Context, q dbq.Querier, id int64, cause error) error {
 	return exec(ctx, q, fmt.Sprintf("a problem of move %d", id),
 		"UPDATE moves SET error = $2, updated_at = now() WHERE id = $1", id, OneLine(cause.Error()))
 }
 
 // MarkFrozen records when the tenant's writes stopped, the first time only.
-func MarkFrozen(ctx context.Context, q registry.Querier, id int64) error {
+func MarkFrozen(ctx context.Context, q dbq.Querier, id int64) error {
 	return exec(ctx, q, fmt.Sprintf("the freeze of move %d", id),
 		"UPDATE moves SET frozen_at = COALESCE(frozen_at, now()) WHERE id = $1", id)
 }
@@ -497,57 +499,57 @@ func MarkAborted(ctx context.Context, tx pgx.Tx, id int64) error {
 }
 
 // MarkTargetCleared records that an aborted move left nothing on its target.
-func MarkTargetCleared(ctx context.Context, q registry.Querier, id int64) error {
+func MarkTargetCleared(ctx context.Context, q dbq.Querier, id int64) error {
 	return exec(ctx, q, fmt.Sprintf("the abort of move %d", id),
 		"UPDATE moves SET target_cleared = true, error = NULL, updated_at = now() WHERE id = $1", id)
 }
 
 // SetTableSize records a table's exact size, counted with writes stopped.
-func SetTableSize(ctx context.Context, q registry.Querier, id int64, table string, rows, bytes int64) error {
+func SetTableSize(ctx context.Context, q dbq.Querier, id int64, table string, rows, bytes int64) error {
 	return exec(ctx, q, "the size of "+table, `UPDATE move_tables SET rows_total = $3, bytes_total = $4
 		WHERE move_id = $1 AND table_name = $2`, id, table, rows, bytes)
 }
 
 // SetTableProgress records how far a table's copy has gone.
-func SetTableProgress(ctx context.Context, q registry.Querier, id int64, table string, rows, bytes int64) error {
+func SetTableProgress(ctx context.Context, q dbq.Querier, id int64, table string, rows, bytes int64) error {
 	return exec(ctx, q, "the progress of "+table, `UPDATE move_tables SET rows_copied = $3, bytes_copied = $4
 		WHERE move_id = $1 AND table_name = $2`, id, table, rows, bytes)
 }
 
 // SetTableCopied records a table's copy as complete.
-func SetTableCopied(ctx context.Context, q registry.Querier, id int64, table string, rows, bytes int64) error {
+func SetTableCopied(ctx context.Context, q dbq.Querier, id int64, table string, rows, bytes int64) error {
 	return exec(ctx, q, "the copy of "+table, `UPDATE move_tables SET (copied, rows_copied, bytes_copied) = (true, $3, $4)
 		WHERE move_id = $1 AND table_name = $2`, id, table, rows, bytes)
 }
 
 // SetChecksums records what the verify step found for a table.
-func SetChecksums(ctx context.Context, q registry.Querier, id int64, table, source, target string) error {
+func SetChecksums(ctx context.Context, q dbq.Querier, id int64, table, source, target string) error {
 	return exec(ctx, q, "the checksums of "+table, `UPDATE move_tables SET source_checksum = $3, target_checksum = $4
 		WHERE move_id = $1 AND table_name = $2`, id, table, source, target)
 }
 
 // AddDeleted adds n rows to a table's clean-up count.
-func AddDeleted(ctx context.Context, q registry.Querier, id int64, table string, n int64) error {
+func AddDeleted(ctx context.Context, q dbq.Querier, id int64, table string, n int64) error {
 	return exec(ctx, q, "the clean-up of "+table, `UPDATE move_tables SET rows_deleted = rows_deleted + $3
 		WHERE move_id = $1 AND table_name = $2`, id, table, n)
 }
 
 // SetAllDeleted records a table's clean-up as complete: exact even when a
 // crash fell between a batch and its record.
-func SetAllDeleted(ctx context.Context, q registry.Querier, id int64, table string) error {
+func SetAllDeleted(ctx context.Context, q dbq.Querier, id int64, table string) error {
 	return exec(ctx, q, "the clean-up of "+table, `UPDATE move_tables SET rows_deleted = rows_total
 		WHERE move_id = $1 AND table_name = $2`, id, table)
 }
 
 // SetArtifacts records the names of an online move's slot and publication,
 // before either is created.
-func SetArtifacts(ctx context.Context, q registry.Querier, id int64, slot, publication string) error {
+func SetArtifacts(ctx context.Context, q dbq.Querier, id int64, slot, publication string) error {
 	return exec(ctx, q, fmt.Sprintf("the slot and publication of move %d", id), `UPDATE moves SET slot_name = $2,
 		publication_name = $3, artifacts_dropped = false, updated_at = now() WHERE id = $1`, id, slot, publication)
 }
 
 // MarkArtifactsDropped records that move id's slot and publication are gone.
-func MarkArtifactsDropped(ctx context.Context, q registry.Querier, id int64) error {
+func MarkArtifactsDropped(ctx context.Context, q dbq.Querier, id int64) error {
 	return exec(ctx, q, fmt.Sprintf("the removal of move %d's slot and publication", id),
 		"UPDATE moves SET artifacts_dropped = true WHERE id = $1", id)
 }
@@ -573,19 +575,19 @@ type StreamStats struct {
 
 // SetStreamStats records an online move's catch-up. It does not touch
 // updated_at, which says when the move last changed step.
-func SetStreamStats(ctx context.Context, q registry.Querier, id int64, st StreamStats) error {
+func SetStreamStats(ctx context.Context, q dbq.Querier, id int64, st StreamStats) error {
 	return exec(ctx, q, fmt.Sprintf("the catch-up of move %d", id), `UPDATE moves SET changes_applied = $2,
 		lag_bytes = $3, lag_seconds = $4, streamed_at = now() WHERE id = $1`, id, st.Changes, st.LagBytes, st.LagSeconds)
 }
 
 // AddCutoverAttempt counts one cut-over attempt of move id.
-func AddCutoverAttempt(ctx context.Context, q registry.Querier, id int64) error {
+func AddCutoverAttempt(ctx context.Context, q dbq.Querier, id int64) error {
 	return exec(ctx, q, fmt.Sprintf("a cut-over of move %d", id),
 		"UPDATE moves SET cutover_attempts = cutover_attempts + 1 WHERE id = $1", id)
 }
 
 // SetBlocked records how long move id blocked the tenant's writes.
-func SetBlocked(ctx context.Context, q registry.Querier, id int64, d time.Duration) error {
+func SetBlocked(ctx context.Context, q dbq.Querier, id int64, d time.Duration) error {
 	return exec(ctx, q, fmt.Sprintf("the blocked time of move %d", id),
 		"UPDATE moves SET blocked_us = $2 WHERE id = $1", id, d.Microseconds())
 }
@@ -600,7 +602,7 @@ type Artifact struct {
 }
 
 // Artifacts lists the moves whose slot and publication may still exist.
-func Artifacts(ctx context.Context, q registry.Querier) ([]Artifact, error) {
+func Artifacts(ctx context.Context, q dbq.Querier) ([]Artifact, error) {
 	rows, err := q.Query(ctx, `SELECT id, source_shard, slot_name, COALESCE(publication_name, ''),
 		state NOT IN ('done', 'aborted') FROM moves WHERE slot_name IS NOT NULL AND NOT artifacts_dropped ORDER BY id`)
 	if err != nil {
@@ -618,7 +620,7 @@ func Artifacts(ctx context.Context, q registry.Querier) ([]Artifact, error) {
 
 // Live reports which of ids are unfinished moves: their slots and
 // publications are in use. An id the journal does not have is not live.
-func Live(ctx context.Context, q registry.Querier, ids []int64) (map[int64]bool, error) {
+func Live(ctx context.Context, q dbq.Querier, ids []int64) (map[int64]bool, error) {
 	rows, err := q.Query(ctx, "SELECT id FROM moves WHERE id = ANY($1) AND state NOT IN ('done', 'aborted')", ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading the move journal: %w", err)
@@ -633,7 +635,7 @@ func Live(ctx context.Context, q registry.Querier, ids []int64) (map[int64]bool,
 
 // LeftByAbort returns the newest aborted move of the tenant to target whose
 // copied rows may still be there.
-func LeftByAbort(ctx context.Context, q registry.Querier, websiteID int64, target string) (int64, bool, error) {
+func LeftByAbort(ctx context.Context, q dbq.Querier, websiteID int64, target string) (int64, bool, error) {
 	var id int64
 	err := q.QueryRow(ctx, `SELECT id FROM moves WHERE website_id = $1 AND target_shard = $2
 		AND state = 'aborted' AND NOT target_cleared ORDER BY id DESC LIMIT 1`, websiteID, target).Scan(&id)
@@ -648,7 +650,7 @@ func LeftByAbort(ctx context.Context, q registry.Querier, websiteID int64, targe
 
 // Quiet reports whether move id's journal row has not changed for at least
 // d, by primary's clock, and whether the move is over.
-func Quiet(ctx context.Context, q registry.Querier, id int64, d time.Duration) (quiet, over bool, err error) {
+func Quiet(ctx context.Context, q dbq.Querier, id int64, d time.Duration) (quiet, over bool, err error) {
 	err = q.QueryRow(ctx, `SELECT updated_at < now() - $2 * interval '1 microsecond',
 		state = 'done' OR (state = 'aborted' AND target_cleared) FROM moves WHERE id = $1`, id, d.Microseconds()).Scan(&quiet, &over)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -661,7 +663,7 @@ func Quiet(ctx context.Context, q registry.Querier, id int64, d time.Duration) (
 }
 
 // CountByState counts the journal's moves by state.
-func CountByState(ctx context.Context, q registry.Querier) (map[State]int64, error) {
+func CountByState(ctx context.Context, q dbq.Querier) (map[State]int64, error) {
 	rows, err := q.Query(ctx, "SELECT state, count(*) FROM moves GROUP BY state")
 	if err != nil {
 		return nil, fmt.Errorf("reading the move journal: %w", err)
@@ -684,7 +686,7 @@ type Timing struct {
 }
 
 // Timings returns the timing of every done move.
-func Timings(ctx context.Context, q registry.Querier) ([]Timing, error) {
+func Timings(ctx context.Context, q dbq.Querier) ([]Timing, error) {
 	rows, err := q.Query(ctx, `SELECT mode, (extract(epoch FROM finished_at - started_at) * 1e6)::bigint,
 		COALESCE(blocked_us, (extract(epoch FROM switched_at - frozen_at) * 1e6)::bigint, 0) FROM moves WHERE state = 'done'`)
 	if err != nil {

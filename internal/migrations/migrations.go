@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 //go:embed global/*.sql tenant/*.sql
@@ -130,10 +132,7 @@ type State struct {
 }
 
 // Status reads the set's version table without creating or changing anything.
-func Status(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, set Set) (State, error) {
+func Status(ctx context.Context, q dbq.Reader, set Set) (State, error) {
 	st := State{Latest: set.Latest()}
 	var exists bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", set.Table).Scan(&exists); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/changes"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
@@ -187,7 +188,7 @@ func (m *Mover) StartWith(ctx context.Context, p Plan, startedBy string, also fu
 }
 
 // ErrBusy means another process is running the move right now.
-var ErrBusy = errors.New("the move is being run by another process")
+var ErrBusy = fault.New(fault.Conflict, "the move is being run by another process")
 
 // lockClass keys the advisory locks that make one process at a time run a
 // given move ("mov").

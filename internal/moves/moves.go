@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/audit"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/mover"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -43,7 +44,7 @@ type Queue interface {
 }
 
 // ErrNoQueue means a move was to be queued but this process has no queue.
-var ErrNoQueue = errors.New("moves: no job queue to run the move in the background")
+var ErrNoQueue = fault.New(fault.Unavailable, "moves: no job queue to run the move in the background")
 
 // auditTimeout bounds writing an audit line, so a primary that stopped
 // answering cannot hold up the end of an operation.

@@ -27,6 +27,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // DefaultTimeout bounds each shard's answer.
@@ -202,7 +203,7 @@ func check(ctx context.Context, set *shard.Set, name string, timeout time.Durati
 	var heavy string
 	for _, sl := range c.Slots {
 		if sl.RetainedBytes > SlotWarnBytes || sl.WALStatus == "lost" || sl.WALStatus == "unreserved" {
-			heavy = fmt.Sprintf("replication slot %s keeps %d MiB of WAL (%s)", sl.Name, sl.RetainedBytes>>20, sl.WALStatus)
+			heavy = fmt.Sprintf("replication slot %s keeps %s of WAL (%s)", sl.Name, units.Bytes(sl.RetainedBytes), sl.WALStatus)
 		}
 	}
 	switch {

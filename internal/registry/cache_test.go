@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/pglocal/pgtest"
 )
 
@@ -30,7 +31,7 @@ func newTestCache(t testing.TB, pool *pgxpool.Pool, ttl time.Duration) *Cache {
 	return c
 }
 
-func mustCreate(t testing.TB, q Querier, n New) Website {
+func mustCreate(t testing.TB, q dbq.Querier, n New) Website {
 	t.Helper()
 	w, err := Create(context.Background(), q, n)
 	if err != nil {

@@ -11,13 +11,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
-// Sentinel errors callers branch on.
+// Sentinel errors callers branch on, each of its fault kind.
 var (
-	ErrNotFound = errors.New("no such tenant")
-	ErrConflict = errors.New("already taken")
-	ErrInvalid  = errors.New("invalid")
+	ErrNotFound = fault.New(fault.NotFound, "no such tenant")
+	ErrConflict = fault.New(fault.Conflict, "already taken")
+	ErrInvalid  = fault.New(fault.Invalid, "invalid")
 )
 
 // Tiers and statuses.
@@ -43,13 +46,8 @@ type Website struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// Querier is what registry functions run on: a pool, a connection or a
-// transaction, so callers can compose them inside their own transaction.
-type Querier interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// Querier is dbq.Querier, under the name older callers know.
+type Querier = dbq.Querier
 
 const columns = "id, subdomain, COALESCE(custom_domain, ''), name, tier, shard_name, status, created_at, updated_at"
 
@@ -150,7 +148,7 @@ func NormalizeDomain(d string) (string, error) {
 }
 
 // Create inserts a website.
-func Create(ctx context.Context, q Querier, n New) (Website, error) {
+func Create(ctx context.Context, q dbq.Querier, n New) (Website, error) {
 	if err := n.Validate(); err != nil {
 		return Website{}, err
 	}
@@ -174,7 +172,7 @@ func Create(ctx context.Context, q Querier, n New) (Website, error) {
 }
 
 // Get returns the website with the given id.
-func Get(ctx context.Context, q Querier, id int64) (Website, error) {
+func Get(ctx context.Context, q dbq.Querier, id int64) (Website, error) {
 	w, err := scan(q.QueryRow(ctx, "SELECT "+columns+" FROM websites WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Website{}, fmt.Errorf("tenant %d: %w", id, ErrNotFound)
@@ -187,7 +185,7 @@ func Get(ctx context.Context, q Querier, id int64) (Website, error) {
 
 // Find resolves an operator's reference to a tenant: a numeric website id or
 // a subdomain.
-func Find(ctx context.Context, q Querier, ref string) (Website, error) {
+func Find(ctx context.Context, q dbq.Querier, ref string) (Website, error) {
 	ref = strings.TrimSpace(ref)
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		return Get(ctx, q, id)
@@ -207,7 +205,7 @@ func Find(ctx context.Context, q Querier, ref string) (Website, error) {
 // asking the database. The check is the table's own rule rather than
 // NormalizeSubdomain, so a tenant created before a name became reserved stays
 // reachable.
-func FindBySubdomain(ctx context.Context, q Querier, sub string) (Website, error) {
+func FindBySubdomain(ctx context.Context, q dbq.Querier, sub string) (Website, error) {
 	sub = strings.ToLower(strings.TrimSpace(sub))
 	if len(sub) < 2 || len(sub) > 63 || !subdomainRE.MatchString(sub) {
 		return Website{}, fmt.Errorf("subdomain %q: %w", sub, ErrNotFound)
@@ -226,7 +224,7 @@ func FindBySubdomain(ctx context.Context, q Querier, sub string) (Website, error
 // case-insensitively, also trying host with a leading "www." added or removed
 // (www.acme.com finds acme.com and the other way round). When both forms
 // belong to different tenants, the exact one wins.
-func FindByCustomDomain(ctx context.Context, q Querier, host string) (Website, error) {
+func FindByCustomDomain(ctx context.Context, q dbq.Querier, host string) (Website, error) {
 	host = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
 	if len(host) < 3 || len(host) > 253 {
 		return Website{}, fmt.Errorf("custom domain %q: %w", host, ErrNotFound)
@@ -248,7 +246,7 @@ func FindByCustomDomain(ctx context.Context, q Querier, host string) (Website, e
 }
 
 // List returns every website ordered by id.
-func List(ctx context.Context, q Querier) ([]Website, error) {
+func List(ctx context.Context, q dbq.Querier) ([]Website, error) {
 	rows, err := q.Query(ctx, "SELECT "+columns+" FROM websites ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("listing tenants: %w", err)
@@ -274,7 +272,7 @@ func LockForUpdate(ctx context.Context, tx pgx.Tx, id int64) (Website, error) {
 }
 
 // SetShard points a website at another shard.
-func SetShard(ctx context.Context, q Querier, id int64, shardName string) error {
+func SetShard(ctx context.Context, q dbq.Querier, id int64, shardName string) error {
 	tag, err := q.Exec(ctx, "UPDATE websites SET shard_name = $2, updated_at = now() WHERE id = $1", id, shardName)
 	if err != nil {
 		return fmt.Errorf("setting shard of tenant %d: %w", id, err)
@@ -291,7 +289,7 @@ func ValidStatus(s string) bool {
 }
 
 // SetStatus changes a website's status.
-func SetStatus(ctx context.Context, q Querier, id int64, status string) error {
+func SetStatus(ctx context.Context, q dbq.Querier, id int64, status string) error {
 	if !ValidStatus(status) {
 		return fmt.Errorf("%w status %q: must be active, read_only or maintenance", ErrInvalid, status)
 	}
@@ -330,7 +328,7 @@ type ShardCount struct {
 }
 
 // CountByShard counts tenants per referenced shard name.
-func CountByShard(ctx context.Context, q Querier) (map[string]ShardCount, error) {
+func CountByShard(ctx context.Context, q dbq.Querier) (map[string]ShardCount, error) {
 	rows, err := q.Query(ctx, `SELECT shard_name, count(*), count(*) FILTER (WHERE tier = 'premium')
 		FROM websites GROUP BY shard_name`)
 	if err != nil {
@@ -376,7 +374,7 @@ var Sorts = map[string]string{
 }
 
 // Page lists the websites f picks, in its order, and counts every match.
-func Page(ctx context.Context, q Querier, f Filter) ([]Website, int, error) {
+func Page(ctx context.Context, q dbq.Querier, f Filter) ([]Website, int, error) {
 	var where []string
 	var args []any
 	arg := func(v any) string {

@@ -2,7 +2,6 @@ package shard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,12 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
 // ErrBusy means no connection to a shard came free in time: the shard's own
 // pool was full, or the process's connection budget was spent and nothing
 // idle could be closed to make room. Sites answer it with 503.
-var ErrBusy = errors.New("no database connection free")
+var ErrBusy = fault.New(fault.Unavailable, "no database connection free")
 
 // budget caps the connections a process holds across all its shards
 // (max_connections_total). A slot is taken when a connection is dialled and

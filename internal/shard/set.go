@@ -16,17 +16,18 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/propertywebbuilder/pwb/internal/config"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
 // Default is the logical name of the primary shard.
 const Default = "default"
 
 // ErrNotConfigured means a shard name is not in the configuration.
-var ErrNotConfigured = errors.New("shard is not configured")
+var ErrNotConfigured = fault.New(fault.NotFound, "shard is not configured")
 
 // ErrClosed means the set was closed: the process is stopping, and no new
 // connection is made.
-var ErrClosed = errors.New("the shard connections are closed")
+var ErrClosed = fault.New(fault.Unavailable, "the shard connections are closed")
 
 // DefaultConnectTimeout bounds connecting to a shard, so a shard that is down
 // is reported quickly instead of hanging the caller.

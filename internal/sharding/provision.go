@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/migrations"
 	"github.com/propertywebbuilder/pwb/internal/registry"
@@ -15,12 +16,9 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// ErrRefused marks an operation refused before anything changed.
-var ErrRefused = errors.New("refused")
-
-func refuse(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
-}
+// ErrRefused marks an operation refused before anything changed. It is
+// fault.Refused, as journal.ErrRefused is: one refusal for every package.
+var ErrRefused = fault.Refused
 
 // Provision assigns a new, empty tenant to a shard. It refuses, changing
 // nothing, when the tenant is unknown or not active, the shard is unknown,
@@ -43,7 +41,7 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 		if len(names) > 10 {
 			names = append(names[:10:10], fmt.Sprintf("%d more", len(names)-10))
 		}
-		return registry.Website{}, refuse("shard %q is not configured (configured: %s)", target, strings.Join(names, ", "))
+		return registry.Website{}, journal.Refuse("shard %q is not configured (configured: %s)", target, strings.Join(names, ", "))
 	}
 
 	var out registry.Website
@@ -54,44 +52,44 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 		}
 		name := fmt.Sprintf("tenant %d (%s)", w.ID, w.Subdomain)
 		if w.Status != registry.StatusActive {
-			return refuse("%s is %s, not active", name, w.Status)
+			return journal.Refuse("%s is %s, not active", name, w.Status)
 		}
 		if err := journal.RefuseIfMoving(ctx, tx, w.ID); err != nil {
-			return refuse("%v", err)
+			return journal.Refusal(err)
 		}
 		if w.ShardName == target {
-			return refuse("%s is already on shard %q", name, target)
+			return journal.Refuse("%s is already on shard %q", name, target)
 		}
 		if _, err := set.Ping(ctx, target); err != nil {
-			return refuse("shard %q is unreachable: %v", target, err)
+			return journal.Refuse("shard %q is unreachable: %v", target, err)
 		}
 		state, err := migrations.Status(ctx, targetPool, migrations.Tenant)
 		if err != nil {
-			return refuse("shard %q: %v", target, err)
+			return journal.Refuse("shard %q: %v", target, err)
 		}
 		if state.Pending > 0 {
-			return refuse("shard %q has %d pending tenant migrations: run `pwb db migrate --shard %s` first", target, state.Pending, target)
+			return journal.Refuse("shard %q has %d pending tenant migrations: run `pwb db migrate --shard %s` first", target, state.Pending, target)
 		}
 		current, err := tenant.Resolve(set, w)
 		if err != nil {
-			return refuse("%v: cannot check that it is empty", err)
+			return journal.Refuse("%v: cannot check that it is empty", err)
 		}
 		if _, err := set.Ping(ctx, current.Shard); err != nil {
-			return refuse("%s: its current shard %q is unreachable, so it cannot be checked for data: %v", name, current.Shard, err)
+			return journal.Refuse("%s: its current shard %q is unreachable, so it cannot be checked for data: %v", name, current.Shard, err)
 		}
 		hasRows, err := tenant.HasRows(ctx, current, w.ID)
 		if err != nil {
 			return err
 		}
 		if hasRows {
-			return refuse("%s already has data on shard %q: use `pwb sharding migrate %d %s` to move it", name, w.ShardName, w.ID, target)
+			return journal.Refuse("%s already has data on shard %q: use `pwb sharding migrate %d %s` to move it", name, w.ShardName, w.ID, target)
 		}
 		leftovers, err := tenant.HasRows(ctx, targetPool, w.ID)
 		if err != nil {
 			return err
 		}
 		if leftovers {
-			return refuse("shard %q already holds rows of %s (left over from an earlier move?): remove them before provisioning", target, name)
+			return journal.Refuse("shard %q already holds rows of %s (left over from an earlier move?): remove them before provisioning", target, name)
 		}
 		if err := registry.SetShard(ctx, tx, w.ID, target); err != nil {
 			return err
@@ -107,8 +105,8 @@ func Provision(ctx context.Context, set *shard.Set, tenantRef, target string) (r
 
 // asRefusal marks an unknown tenant as a refusal; other errors pass as they are.
 func asRefusal(err error) error {
-	if errors.Is(err, registry.ErrNotFound) && !errors.Is(err, ErrRefused) {
-		return refuse("%v", err)
+	if errors.Is(err, registry.ErrNotFound) && !errors.Is(err, fault.Refused) {
+		return journal.Refusal(err)
 	}
 	return err
 }

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/registry"
 	"github.com/propertywebbuilder/pwb/internal/shard"
 )
@@ -18,12 +19,12 @@ import (
 // ErrShardMissing means the registry points a tenant at a shard the
 // configuration does not have. Such a tenant is unavailable, never served from
 // elsewhere.
-var ErrShardMissing = errors.New("tenant's shard is not configured")
+var ErrShardMissing = fault.New(fault.Unavailable, "tenant's shard is not configured")
 
 // ErrWritesPaused means the registry no longer lets this scope write: the
 // tenant is read_only or in maintenance, or has moved to another shard since
 // the scope was resolved. Sites answer it with 503 and Retry-After.
-var ErrWritesPaused = errors.New("tenant's writes are paused")
+var ErrWritesPaused = fault.New(fault.Unavailable, "tenant's writes are paused")
 
 // ErrMoved is the one case of ErrWritesPaused that a caller can do something
 // about at once: the tenant is still active, but the registry now puts it on
@@ -152,12 +153,9 @@ func (r connRow) Scan(dest ...any) error {
 	return r.rows.Err()
 }
 
-// Tx is a tenant write transaction that holds the tenant's write fence.
-type Tx interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// Tx is a tenant write transaction that holds the tenant's write fence: a
+// dbq.Querier, named for what it holds.
+type Tx = dbq.Querier
 
 // Write runs fn in a transaction on the tenant's shard after taking the
 // shared, transaction-level write fence for the website and then checking the
@@ -228,9 +226,7 @@ func Freeze(ctx context.Context, tx pgx.Tx, websiteID int64) error {
 }
 
 // HasRows reports whether any tenant table on q holds rows of website id.
-func HasRows(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, websiteID int64) (bool, error) {
+func HasRows(ctx context.Context, q dbq.Reader, websiteID int64) (bool, error) {
 	for _, t := range Tables {
 		var found bool
 		sql := "SELECT EXISTS (SELECT 1 FROM " + pgx.Identifier{t}.Sanitize() + " WHERE website_id = $1)"

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/propertywebbuilder/pwb/internal/dbq"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 )
 
 // Kinds of count.
@@ -94,12 +96,8 @@ type Lock struct {
 	Until time.Time
 }
 
-// Querier is a pool, a connection or a transaction on primary.
-type Querier interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// Querier is dbq.Querier, under the name older callers know.
+type Querier = dbq.Querier
 
 // Take decides in the database, in one statement, so that a key's row is
 // locked only while the server works on it and never across a round trip
@@ -170,7 +168,7 @@ const (
 // attempt is refused; otherwise it is counted on every key and allowed. The
 // decision is made with every key's row locked, so however many attempts
 // arrive at once, no more than the limit are allowed.
-func Take(ctx context.Context, db Querier, keys ...Counted) (Decision, error) {
+func Take(ctx context.Context, db dbq.Querier, keys ...Counted) (Decision, error) {
 	keys = slices.Clone(keys)
 	slices.SortFunc(keys, func(a, b Counted) int { return compareKeys(a.Key, b.Key) })
 	keys = slices.CompactFunc(keys, func(a, b Counted) bool { return a.Key == b.Key })
@@ -262,7 +260,7 @@ func cmpString(a, b string) int {
 // Refund takes back one counted attempt of each key: a sign-in that
 // succeeded gives back its own attempt and nothing else, so it never clears
 // what other attempts (another account's, a guesser's) have counted.
-func Refund(ctx context.Context, q Querier, keys ...Key) error {
+func Refund(ctx context.Context, q dbq.Querier, keys ...Key) error {
 	kinds, ids, subjects := keyArrays(keys)
 	if _, err := q.Exec(ctx, `UPDATE throttles t SET count = greatest(t.count - 1, 0)
 		FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k (kind, website_id, subject)
@@ -283,7 +281,7 @@ func keyArrays(keys []Key) (kinds []string, ids []int64, subjects []string) {
 
 // Locks lists the subjects of kinds that are locked now, the longest lock
 // first.
-func Locks(ctx context.Context, q Querier, kinds ...string) ([]Lock, error) {
+func Locks(ctx context.Context, q dbq.Querier, kinds ...string) ([]Lock, error) {
 	rows, err := q.Query(ctx, `SELECT kind, website_id, subject, count, locks, locked_until FROM throttles
 		WHERE kind = ANY($1) AND locked_until > now() ORDER BY locked_until DESC, kind, subject`, kinds)
 	if err != nil {
@@ -301,11 +299,11 @@ func Locks(ctx context.Context, q Querier, kinds ...string) ([]Lock, error) {
 }
 
 // ErrNotFound means there is no count to clear.
-var ErrNotFound = errors.New("no such count")
+var ErrNotFound = fault.New(fault.NotFound, "no such count")
 
 // Clear forgets k's count and lock at once, and returns them as they were.
 // An operator uses it to let a locked-out owner back in.
-func Clear(ctx context.Context, q Querier, k Key) (Lock, error) {
+func Clear(ctx context.Context, q dbq.Querier, k Key) (Lock, error) {
 	l := Lock{Key: k}
 	var until *time.Time
 	err := q.QueryRow(ctx, `DELETE FROM throttles WHERE kind = $1 AND website_id = $2 AND subject = $3
@@ -324,7 +322,7 @@ func Clear(ctx context.Context, q Querier, k Key) (Lock, error) {
 
 // DeleteExpired removes counts that have run out, and returns how many.
 // Expired counts are already ignored; this keeps the table small.
-func DeleteExpired(ctx context.Context, q Querier) (int64, error) {
+func DeleteExpired(ctx context.Context, q dbq.Querier) (int64, error) {
 	tag, err := q.Exec(ctx, "DELETE FROM throttles WHERE expires_at <= now()")
 	if err != nil {
 		return 0, fmt.Errorf("deleting expired counts: %w", err)

@@ -13,7 +13,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := bodyLimit(r.Method, r.URL.Path)
 		if r.ContentLength > limit {
-			// Without it the server reads the unread body (up to 256 KB)
+			// Without it the server reads the unread body (up to 256 KiB)
 			// before it sends the answer, to keep the connection: a client
 			// that declared a body and sends none would wait for nothing.
 			w.Header().Set("Connection", "close")

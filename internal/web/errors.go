@@ -13,8 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
-	"github.com/propertywebbuilder/pwb/internal/registry"
-	"github.com/propertywebbuilder/pwb/internal/shard"
+	"github.com/propertywebbuilder/pwb/internal/fault"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
@@ -69,30 +68,47 @@ var (
 )
 
 // classify maps an error to what the visitor sees. It is the one place where
-// error kinds become status codes.
+// error kinds (package fault) become status codes: not found 404, invalid
+// input 422, conflict and refused 409, unavailable 503; a body over the
+// route's limit 413, and a database that cannot be reached 503. Refused is
+// a 409 rather than a 403 because every refusal is of an operation in the
+// current state (a move's pre-flight, a resume of a finished move): asking
+// again once the state has changed can work, which is what 409 Conflict
+// says. Permission refusals are answered where they arise (sign-in pages).
 func classify(err error) *httpError {
 	var he *httpError
 	if errors.As(err, &he) {
 		return he
 	}
 	var tooBig *http.MaxBytesError
-	var invalid *content.InvalidError
-	switch {
-	case errors.As(err, &tooBig):
+	if errors.As(err, &tooBig) {
 		return &httpError{status: http.StatusRequestEntityTooLarge, title: "Too large",
 			message: "What you sent is larger than this form accepts. Nothing was saved.", err: err}
-	case errors.As(err, &invalid):
-		return &httpError{status: http.StatusUnprocessableEntity, title: "Please check the form",
-			message: invalid.Error(), err: err}
-	case errors.Is(err, content.ErrNotFound), errors.Is(err, registry.ErrNotFound):
+	}
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		message := "Something in what you sent cannot be used. Nothing was saved."
+		var invalid *content.InvalidError
+		if errors.As(err, &invalid) {
+			message = invalid.Error()
+		}
+		return &httpError{status: http.StatusUnprocessableEntity, title: "Please check the form", message: message, err: err}
+	case fault.NotFound:
 		return &httpError{status: http.StatusNotFound, title: "Not found",
 			message: "There is nothing at this address.", err: err}
-	case errors.Is(err, content.ErrConflict):
-		return &httpError{status: http.StatusConflict, title: "Already exists",
-			message: "Something with that name already exists. Nothing was saved.", err: err}
-	case errors.Is(err, tenant.ErrWritesPaused):
-		return errWritesPaused.because(err)
-	case errors.Is(err, tenant.ErrShardMissing), errors.Is(err, shard.ErrBusy), unreachable(err):
+	case fault.Conflict:
+		return &httpError{status: http.StatusConflict, title: "Conflict",
+			message: "This clashes with something that already exists or is under way. Nothing was saved.", err: err}
+	case fault.Refused:
+		return &httpError{status: http.StatusConflict, title: "Refused",
+			message: "This cannot be done now, and nothing was changed: " + err.Error(), err: err}
+	case fault.Unavailable:
+		if errors.Is(err, tenant.ErrWritesPaused) {
+			return errWritesPaused.because(err)
+		}
+		return errUnavailable.because(err)
+	}
+	if unreachable(err) {
 		return errUnavailable.because(err)
 	}
 	return &httpError{status: http.StatusInternalServerError, title: "Something went wrong",

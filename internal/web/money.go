@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // currencySymbols are the currencies a price shows by their symbol, written
@@ -25,7 +26,7 @@ func formatMoney(cents *int64, currency string) string {
 	if c < 0 {
 		sign, c = "-", -c
 	}
-	amount := thousands(c / 100)
+	amount := units.Count(c / 100)
 	if frac := c % 100; frac != 0 {
 		amount += fmt.Sprintf(".%02d", frac)
 	}

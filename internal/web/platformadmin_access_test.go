@@ -616,21 +616,21 @@ func TestOps_AccessControl(t *testing.T) {
 		}{
 			{"migrate with no target", "/admin/tenants/" + a + "/migrate", url.Values{}, 422,
 				[]string{"Select the shard to move the tenant to.", "Migrate Acme Homes"}},
-			{"migrate to an unknown shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {"shard_9"}}, 422,
+			{"migrate to an unknown shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {"shard_9"}}, 409,
 				[]string{"nothing was changed", `target shard "shard_9" is not configured`}},
-			{"migrate to the tenant's own shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {shard.Default}}, 422,
+			{"migrate to the tenant's own shard", "/admin/tenants/" + a + "/migrate", url.Values{"target": {shard.Default}}, 409,
 				[]string{"nothing was changed", `shard "default" cannot take it (current shard)`}},
-			{"migrate a tenant with an unfinished move", "/admin/tenants/" + b + "/migrate", url.Values{"target": {"shard_2"}}, 422,
+			{"migrate a tenant with an unfinished move", "/admin/tenants/" + b + "/migrate", url.Values{"target": {"shard_2"}}, 409,
 				[]string{"nothing was changed", "move " + pm + " of tenant " + b, "is planned"}},
-			{"migrate a tenant in maintenance", "/admin/tenants/" + strconv.FormatInt(maint.ID, 10) + "/migrate", url.Values{"target": {"shard_1"}}, 422,
+			{"migrate a tenant in maintenance", "/admin/tenants/" + strconv.FormatInt(maint.ID, 10) + "/migrate", url.Values{"target": {"shard_1"}}, 409,
 				[]string{"nothing was changed", "is maintenance, not active"}},
 			{"migrate a tenant that does not exist", "/admin/tenants/999999/migrate", url.Values{"target": {"shard_1"}}, 404, []string{"Not found"}},
 			{"migrate a non-numeric tenant id", "/admin/tenants/acme/migrate", url.Values{"target": {"shard_1"}}, 404, []string{"Not found"}},
 			{"migrate tenant 0", "/admin/tenants/0/migrate", url.Values{"target": {"shard_1"}}, 404, nil},
 			{"migrate tenant -1", "/admin/tenants/-1/migrate", url.Values{"target": {"shard_1"}}, 404, nil},
-			{"resume a move that is done", "/admin/moves/" + dm + "/resume", url.Values{}, 422,
+			{"resume a move that is done", "/admin/moves/" + dm + "/resume", url.Values{}, 409,
 				[]string{"Refused, and nothing was changed", "move " + dm + " of tenant", "is already done"}},
-			{"abort a move that is done", "/admin/moves/" + dm + "/abort", url.Values{"confirm": {"yes"}}, 422,
+			{"abort a move that is done", "/admin/moves/" + dm + "/abort", url.Values{"confirm": {"yes"}}, 409,
 				[]string{"Refused, and nothing was changed", "move " + dm + " of tenant", "is already done"}},
 			{"abort without the confirm box", "/admin/moves/" + pm + "/abort", url.Values{}, 422,
 				[]string{"Tick the box to confirm the abort. Nothing was changed."}},
@@ -700,7 +700,7 @@ func TestOps_AccessControl(t *testing.T) {
 		// runs, or because it is done by then; either way nothing is queued.
 		before = paSnapshot(t, p)
 		r := paDo(p, http.MethodPost, "localhost", "/admin/moves/"+strconv.FormatInt(foxMove, 10)+"/resume", url.Values{opsCSRFField: {csrf}}, nil, cookie)
-		paWantStatus(t, "resume twice", r, http.StatusUnprocessableEntity, "Refused, and nothing was changed")
+		paWantStatus(t, "resume twice", r, http.StatusConflict, "Refused, and nothing was changed")
 		if after := paSnapshot(t, p); after.Jobs != before.Jobs || after.Moves != before.Moves {
 			t.Errorf("a second resume: jobs %d → %d", before.Jobs, after.Jobs)
 		}
@@ -744,7 +744,7 @@ func TestOps_AccessControl(t *testing.T) {
 			`<option value="shard_2" disabled data-tier="premium">shard_2 — unreachable: `)
 		before := paSnapshot(t, p)
 		r := p.postForm("localhost", "/admin/tenants/"+a+"/migrate", url.Values{"target": {"shard_2"}, opsCSRFField: {csrf}}, cookie)
-		paWantStatus(t, "migrate to the stopped shard", r, http.StatusUnprocessableEntity,
+		paWantStatus(t, "migrate to the stopped shard", r, http.StatusConflict,
 			"nothing was changed", `shard "shard_2" cannot take it (unreachable: `)
 		paWantUnchanged(t, p, "migrate to the stopped shard", before)
 		if took := time.Since(start); took > 8*time.Second {

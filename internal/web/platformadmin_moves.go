@@ -16,6 +16,7 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/journal"
 	"github.com/propertywebbuilder/pwb/internal/ops"
 	"github.com/propertywebbuilder/pwb/internal/registry"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 // ---- starting a move ----
@@ -37,16 +38,16 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 		return errNoJobs
 	}
 	target, tier := r.PostForm.Get("target"), r.PostForm.Get("tier")
-	refuse := func(msg string) error {
+	refuse := func(status int, msg string) error {
 		d, err := s.tenantData(r, ws)
 		if err != nil {
 			return err
 		}
 		d.Target, d.TierBox = target, tier != ""
-		return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/migrate", "Migrate "+ws.Name, d, msg)
+		return s.renderOpsMsg(w, r, status, "ops/migrate", "Migrate "+ws.Name, d, msg)
 	}
 	if target == "" {
-		return refuse("Select the shard to move the tenant to.")
+		return refuse(http.StatusUnprocessableEntity, "Select the shard to move the tenant to.")
 	}
 	// A shard the form shows disabled is refused here too. One not checked
 	// yet is left to the pre-flight, which pings it.
@@ -58,22 +59,22 @@ func (s *Server) opsMigrate(w http.ResponseWriter, r *http.Request) error {
 			if err := audit.Record(r.Context(), s.accounts, e); err != nil {
 				return err
 			}
-			return refuse("The move was refused, and nothing was changed: " + reason + ".")
+			return refuse(http.StatusConflict, "The move was refused, and nothing was changed: "+reason+".")
 		}
 	}
 	if msg := tierRefusal(ws, target, tier); msg != "" {
-		return refuse(msg + " Nothing was changed.")
+		return refuse(http.StatusUnprocessableEntity, msg+" Nothing was changed.")
 	}
 	plan, err := s.moves.Prepare(r.Context(), opsActor(r), strconv.FormatInt(ws.ID, 10), target, "")
 	if errors.Is(err, journal.ErrRefused) {
-		return refuse("The move was refused, and nothing was changed: " + err.Error())
+		return refuse(classify(err).status, "The move was refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
 	}
 	id, err := s.moves.StartWithTier(r.Context(), plan, opsActor(r), true, tier)
 	if errors.Is(err, journal.ErrRefused) {
-		return refuse("The move was refused, and nothing was changed: " + err.Error())
+		return refuse(classify(err).status, "The move was refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
@@ -244,9 +245,9 @@ func moveDetail(m journal.Move) string {
 	if !m.Online() || m.StreamedAt == nil || m.Switched() {
 		return ""
 	}
-	s := thousands(m.ChangesApplied) + " changes streamed"
+	s := units.Count(m.ChangesApplied) + " changes streamed"
 	if m.LagBytes != nil && m.LagSeconds != nil {
-		s += fmt.Sprintf(" · %s, %.1f s behind", bytesText(*m.LagBytes), *m.LagSeconds)
+		s += fmt.Sprintf(" · %s, %.1f s behind", units.Bytes(*m.LagBytes), *m.LagSeconds)
 	}
 	return s
 }
@@ -455,7 +456,7 @@ func (s *Server) opsAbort(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		return s.renderMoveError(w, r, m, "Tick the box to confirm the abort. Nothing was changed.")
+		return s.renderMoveError(w, r, m, http.StatusUnprocessableEntity, "Tick the box to confirm the abort. Nothing was changed.")
 	}
 	return s.opsQueue(w, r, "aborted", s.moves.Abort)
 }
@@ -472,7 +473,7 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
 	}
 	_, err = enqueue(r.Context(), m.ID, opsActor(r), true)
 	if errors.Is(err, journal.ErrRefused) {
-		return s.renderMoveError(w, r, m, "Refused, and nothing was changed: "+err.Error())
+		return s.renderMoveError(w, r, m, classify(err).status, "Refused, and nothing was changed: "+err.Error())
 	}
 	if err != nil {
 		return err
@@ -481,10 +482,10 @@ func (s *Server) opsQueue(w http.ResponseWriter, r *http.Request, done string,
 	return nil
 }
 
-func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, msg string) error {
+func (s *Server) renderMoveError(w http.ResponseWriter, r *http.Request, m journal.Move, status int, msg string) error {
 	d, err := s.moveData(r, m)
 	if err != nil {
 		return err
 	}
-	return s.renderOpsMsg(w, r, http.StatusUnprocessableEntity, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
+	return s.renderOpsMsg(w, r, status, "ops/move", fmt.Sprintf("Move %d", m.ID), d, msg)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 func (s *Server) seoRoutes(mux *http.ServeMux) {
@@ -275,5 +276,5 @@ func searchMeta(r *http.Request, title string, res content.Results) *pageMeta {
 	if res.Total == 1 {
 		noun = "property"
 	}
-	return &pageMeta{Description: fmt.Sprintf("%s from %s: %s %s.", title, siteFrom(r.Context()).Website.Name, thousands(int64(res.Total)), noun)}
+	return &pageMeta{Description: fmt.Sprintf("%s from %s: %s %s.", title, siteFrom(r.Context()).Website.Name, units.Count(int64(res.Total)), noun)}
 }

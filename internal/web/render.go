@@ -15,6 +15,7 @@ import (
 
 	"github.com/propertywebbuilder/pwb/internal/content"
 	"github.com/propertywebbuilder/pwb/internal/journal"
+	"github.com/propertywebbuilder/pwb/internal/units"
 )
 
 //go:embed templates
@@ -200,8 +201,8 @@ var templateFuncs = template.FuncMap{
 		return strings.TrimSpace(string(r[:n])) + "…"
 	},
 	"statusText": http.StatusText,
-	"count":      func(n any) string { return thousands(toInt64(n)) },
-	"bytes":      bytesText,
+	"count":      func(n any) string { return units.Count(toInt64(n)) },
+	"bytes":      units.Bytes,
 	"latency":    func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"rough":      roughDuration,
 	"clock":      func(t time.Time) string { return t.Format("15:04:05") },
@@ -220,36 +221,6 @@ func toInt64(n any) int64 {
 		return v
 	}
 	return 0
-}
-
-// thousands writes n with comma separators: 1,250,000.
-func thousands(n int64) string {
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	return b.String()
-}
-
-// bytesText shows a size in the largest unit that keeps it above 1.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 func listingLabel(p content.Property) string {

@@ -18,16 +18,13 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// DB is what Fill and Digest run on: a pool or a connection.
-type DB interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
+// DB is dbq.Querier, under the name older callers know.
+type DB = dbq.Querier
 
 // Options sizes a filled tenant.
 type Options struct {
@@ -54,7 +51,7 @@ func (o Options) withDefaults() Options {
 
 // Fill writes a tenant's rows straight into its shard's tables. The rows are
 // generated on the server, so a million of them take seconds.
-func Fill(ctx context.Context, db DB, websiteID int64, o Options) error {
+func Fill(ctx context.Context, db dbq.Querier, websiteID int64, o Options) error {
 	o = o.withDefaults()
 	stmts := []string{
 		`INSERT INTO agencies (id, website_id, name, email, phone, address)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/propertywebbuilder/pwb/internal/dbq"
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
@@ -52,7 +53,7 @@ type Writer struct {
 
 // Load reads the tenant's property and contact ids, which the writer edits
 // and deletes.
-func (w *Writer) Load(ctx context.Context, db DB, websiteID int64) error {
+func (w *Writer) Load(ctx context.Context, db dbq.Querier, websiteID int64) error {
 	w.pages, w.gonePages, w.titles, w.goneContacts = map[string]string{}, map[string]bool{}, map[string]string{}, map[string]bool{}
 	w.maybe = map[string][]string{}
 	var err error
@@ -63,7 +64,7 @@ func (w *Writer) Load(ctx context.Context, db DB, websiteID int64) error {
 	return err
 }
 
-func ids(ctx context.Context, db DB, table string, websiteID int64) ([]string, error) {
+func ids(ctx context.Context, db dbq.Querier, table string, websiteID int64) ([]string, error) {
 	var out []string
 	err := db.QueryRow(ctx, "SELECT COALESCE(array_agg(id::text ORDER BY id), '{}') FROM "+pgx.Identifier{table}.Sanitize()+
 		" WHERE website_id = $1", websiteID).Scan(&out)
@@ -206,7 +207,7 @@ func exactlyOne(tag interface{ RowsAffected() int64 }, err error) error {
 // left: each page the writer made, with its last title, and no page it
 // deleted; each property it renamed with its last title; no contact it
 // deleted, nor any of their messages.
-func (w *Writer) Check(ctx context.Context, db DB, websiteID int64) error {
+func (w *Writer) Check(ctx context.Context, db dbq.Querier, websiteID int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var errs []error
