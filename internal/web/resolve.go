@@ -167,7 +167,7 @@ func (s *Server) resolveTenant(platform, tenantSite http.Handler) http.Handler {
 		// itself, keeping what the visitor typed, and its write is refused
 		// by the write fence all the same.
 		if ws.Status == registry.StatusReadOnly && !safeMethod(r.Method) && !signingInOrOut(r.URL.Path) && !sendsEnquiry(r.URL.Path) {
-			s.fail(w, r.WithContext(ctx), errWritesPaused)
+			s.fail(w, r.WithContext(ctx), errWritesPaused.because(tenant.ErrWritesPaused))
 			return
 		}
 		tenantSite.ServeHTTP(w, r.WithContext(ctx))
