@@ -271,7 +271,7 @@ func TestDBMigrate_FiftyShardsOneBroken(t *testing.T) {
 		if name == "primary" {
 			name = "default"
 		}
-		want := `(?m)^` + name + `\s+\S+\s+migrated \(`
+		want := `(?m)^` + name + `\s+\S+\s+migrated (global \d+, )?tenant \d+`
 		if i == broken {
 			want = `(?m)^` + name + `\s+\S+\s+FAILED: .*relation "properties" already exists`
 		}

@@ -60,7 +60,7 @@ func PhotoContentType(data []byte) (string, error) {
 	case len(data) == 0:
 		return "", &InvalidError{Fields: map[string]string{"photo": "Choose a photo to upload."}}
 	case len(data) > MaxPhotoBytes:
-		return "", &InvalidError{Fields: map[string]string{"photo": fmt.Sprintf("The photo is larger than the %d MB limit.", MaxPhotoBytes>>20)}}
+		return "", &InvalidError{Fields: map[string]string{"photo": fmt.Sprintf("The photo is larger than the %d MiB limit.", MaxPhotoBytes>>20)}}
 	}
 	ct := http.DetectContentType(data)
 	if !slices.Contains(PhotoTypes, ct) {
@@ -204,12 +204,7 @@ func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []
 		// The lock makes concurrent uploads to one property take turns, so
 		// each sees the other's sort order, and counts the other's photo:
 		// two uploads cannot both take the last place.
-		var one int
-		err := tx.QueryRow(ctx, lockPropertyForPhoto, s.WebsiteID, propertyID).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if err := lockPhotosOf(ctx, tx, s.WebsiteID, propertyID); err != nil {
 			return err
 		}
 		if l.PerProperty > 0 {
@@ -228,6 +223,18 @@ func AddPhoto(ctx context.Context, s tenant.Scope, propertyID uuid.UUID, data []
 		return PhotoInfo{}, fmt.Errorf("adding a photo to property %s of tenant %d: %w", propertyID, s.WebsiteID, err)
 	}
 	return info, nil
+}
+
+// lockPhotosOf holds the property's row until tx ends, so that uploads and
+// moves of its photos take turns; a property not in this website is
+// ErrNotFound.
+func lockPhotosOf(ctx context.Context, tx tenant.Tx, websiteID int64, propertyID uuid.UUID) error {
+	var one int
+	err := tx.QueryRow(ctx, lockPropertyForPhoto, websiteID, propertyID).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
 }
 
 // insertPhotoRow stores a checked photo after the property's others and
@@ -257,12 +264,7 @@ const (
 // *InvalidError for the field "position".
 func MovePhoto(ctx context.Context, s tenant.Scope, propertyID, photoID uuid.UUID, position int) error {
 	err := s.Write(ctx, func(tx tenant.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, lockPropertyForPhoto, s.WebsiteID, propertyID).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
+		if err := lockPhotosOf(ctx, tx, s.WebsiteID, propertyID); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, selectPhotoOrder, s.WebsiteID, propertyID)

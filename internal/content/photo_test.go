@@ -115,8 +115,8 @@ func TestPhoto_OversizeEmptyAndNonImageAreRejectedWithNothingWritten(t *testing.
 		if msg == "" {
 			t.Errorf("%s: no photo problem in %v", name, err)
 		}
-		if name == "oversize PNG" && !strings.Contains(msg, "5 MB") {
-			t.Errorf("oversize message %q does not name the 5 MB limit", msg)
+		if name == "oversize PNG" && !strings.Contains(msg, "5 MiB") {
+			t.Errorf("oversize message %q does not name the 5 MiB limit", msg)
 		}
 	}
 	if d := cmp.Diff(before, snapshot(t, s)); d != "" {

@@ -439,7 +439,7 @@ func TestProperty_CreateWithPhotosRefusesAndWritesNothing(t *testing.T) {
 		{"second photo not an image", house("Sea view"), [][]byte{good, []byte("plain text")}, photoLimits,
 			map[string]string{"photo": "Photo 2: the file is not a JPEG, PNG, GIF or WebP image."}},
 		{"photo too large", house("Sea view"), [][]byte{append(pngBytes(t), make([]byte, content.MaxPhotoBytes)...)}, photoLimits,
-			map[string]string{"photo": "Photo 1: the photo is larger than the 5 MB limit."}},
+			map[string]string{"photo": "Photo 1: the photo is larger than the 5 MiB limit."}},
 		{"photo declaring too many pixels", house("Sea view"), [][]byte{pngSized(t, 20000, 10)}, photoLimits,
 			map[string]string{"photo": "Photo 1: the photo is 20000 × 10 pixels; the largest allowed is 12000 pixels a side."}},
 		{"empty photo", house("Sea view"), [][]byte{good, {}}, photoLimits,

@@ -340,8 +340,8 @@ func TestPhotoContentType_SniffsTheBytes(t *testing.T) {
 		}
 	}
 	_, err := content.PhotoContentType(make([]byte, content.MaxPhotoBytes+1))
-	if msg := invalidFields(t, err)["photo"]; !strings.Contains(msg, "5 MB") {
-		t.Errorf("oversize message %q does not name the 5 MB limit", msg)
+	if msg := invalidFields(t, err)["photo"]; !strings.Contains(msg, "5 MiB") {
+		t.Errorf("oversize message %q does not name the 5 MiB limit", msg)
 	}
 }
 

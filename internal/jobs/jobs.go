@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,7 +83,7 @@ func New(set *shard.Set, svc *moves.Service, opt Options) (*Queue, error) {
 		opt.Logger = slog.Default()
 	}
 	q := &Queue{moves: svc, primary: primary, log: opt.Logger, stale: cmpOr(opt.StaleAfter, 5*time.Second)}
-	cfg := &river.Config{Logger: slog.New(warningsOnly{opt.Logger.With("component", "jobs").Handler()}), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
+	cfg := &river.Config{Logger: slog.New(withoutRoutine{opt.Logger.With("component", "jobs").Handler()}), JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute}
 	if sh, err := set.Shard(shard.Default); err == nil && sh.ThroughPooler() {
 		// Primary is behind a transaction pooler (see config): LISTEN
 		// would register on whichever server connection ran it, so River
@@ -410,19 +411,27 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
 	return err
 }
 
-// warningsOnly passes on River's warnings and errors and drops the rest: at
-// INFO it reports its job counts every few seconds, which buries the
-// server's own log.
-type warningsOnly struct{ slog.Handler }
+// withoutRoutine drops River's routine reports below warning level (its
+// job counts every few seconds while jobs run, its maintenance's "ran
+// successfully"), which bury the server's own log; its other news, such as
+// starting, stopping or a job that errored, passes.
+type withoutRoutine struct{ slog.Handler }
 
-func (h warningsOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+func (h withoutRoutine) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn && routineReport(r.Message) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
-func (h warningsOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return warningsOnly{h.Handler.WithAttrs(attrs)}
+func (h withoutRoutine) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return withoutRoutine{h.Handler.WithAttrs(attrs)}
 }
 
-func (h warningsOnly) WithGroup(name string) slog.Handler {
-	return warningsOnly{h.Handler.WithGroup(name)}
+func (h withoutRoutine) WithGroup(name string) slog.Handler {
+	return withoutRoutine{h.Handler.WithGroup(name)}
+}
+
+func routineReport(msg string) bool {
+	return strings.HasSuffix(msg, ": Producer job counts") || strings.Contains(msg, ": Ran successfully")
 }

@@ -942,6 +942,7 @@ func TestBrowser_OpsPhoneTables(t *testing.T) {
 		{site + "/site_admin", 1},
 		{site + "/site_admin/messages", 6},
 		{site + "/site_admin/pages", 3},
+		{site + "/site_admin/properties", 3},
 	}
 	stacked := `[...document.querySelectorAll("main table.stack tbody tr")].filter(r => r.querySelector("td[data-label]")).length`
 	b.do("narrow the page to a phone's screen",

@@ -254,7 +254,7 @@ func readPhotos(r *http.Request, limits content.PhotoLimits, have int) ([]upload
 			name = "The photo"
 		}
 		if fh.Size > content.MaxPhotoBytes {
-			return nil, fmt.Sprintf("%s: the photo is larger than the %d MB limit.", name, content.MaxPhotoBytes>>20)
+			return nil, fmt.Sprintf("%s: the photo is larger than the %d MiB limit.", name, content.MaxPhotoBytes>>20)
 		}
 		data, err := readFile(fh)
 		if err != nil {

@@ -33,7 +33,7 @@ func saListed(t *testing.T, r response) []string {
 	return out
 }
 
-var saListedRE = regexp.MustCompile(`<td><a href="/site_admin/properties/[0-9a-f-]{36}/edit">([^<]*)</a>`)
+var saListedRE = regexp.MustCompile(`<td data-label="Title"><a href="/site_admin/properties/[0-9a-f-]{36}/edit">([^<]*)</a>`)
 
 // saPhotoOrder is the ids of a property's photos in display order.
 func saPhotoOrder(t *testing.T, dbURL string, propertyID uuid.UUID) []string {

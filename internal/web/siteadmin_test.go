@@ -536,7 +536,7 @@ func TestSiteAdmin_RefusesBadInputAndWritesNothing(t *testing.T) {
 		{"one bad photo among good ones", "/site_admin/properties", saPropertyFields("Sea view"), []saFile{{"a.png", valid}, {"b.png", []byte("GIF? no")}}, 422,
 			[]string{"b.png: the file is not a JPEG"}},
 		{"oversized photo", "/site_admin/properties", saPropertyFields("Sea view"), []saFile{{"big.png", huge}}, 422,
-			[]string{"big.png: the photo is larger than the 5 MB limit."}},
+			[]string{"big.png: the photo is larger than the 5 MiB limit."}},
 		{"too many photos", "/site_admin/properties", saPropertyFields("Sea view"), []saFile{
 			{"1.png", valid}, {"2.png", valid}, {"3.png", valid}, {"4.png", valid}, {"5.png", valid}, {"6.png", valid}, {"7.png", valid}}, 422,
 			[]string{"Upload at most 6 photos at a time."}},
@@ -545,7 +545,7 @@ func TestSiteAdmin_RefusesBadInputAndWritesNothing(t *testing.T) {
 		{"non-image added to a property", "/site_admin/properties/" + existing.ID.String() + "/photos", nil, []saFile{{"x.png", []byte("<html>not an image</html>")}}, 422,
 			[]string{"x.png: the file is not a JPEG"}},
 		{"oversized photo added to a property", "/site_admin/properties/" + existing.ID.String() + "/photos", nil, []saFile{{"big.jpg", huge}}, 422,
-			[]string{"big.jpg: the photo is larger than the 5 MB limit."}},
+			[]string{"big.jpg: the photo is larger than the 5 MiB limit."}},
 		{"no photo chosen", "/site_admin/properties/" + existing.ID.String() + "/photos", nil, []saFile{{"", nil}}, 422,
 			[]string{"Choose a photo to upload."}},
 	} {
