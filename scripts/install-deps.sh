@@ -5,7 +5,8 @@
 # and the Go modules; testing it (no argument, for `make test` and the
 # benchmarks) also needs Chromium for the browser tests, PgBouncer for the
 # pooler tests and wrk for the HTTP benchmark. Safe to run again: it
-# installs only what is missing.
+# installs only what is missing. `install-deps.sh MODE --print` (MODE run or
+# test) only prints the packages MODE needs.
 set -euo pipefail
 
 have_postgres() {
@@ -18,13 +19,26 @@ as_root() {
   fi
 }
 
-missing=()
-have_postgres || missing+=(postgresql)
-if [ "${1:-}" != run ]; then
-  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+# needs are the Debian packages the mode calls for; the loop after finds the
+# missing ones.
+mode=${1:-test}
+needs=(postgresql)
+if [ "$mode" != run ]; then
+  needs+=(chromium wrk pgbouncer)
 fi
+if [ "${2:-}" = --print ]; then
+  echo "${needs[@]}"
+  exit 0
+fi
+
+missing=()
+for pkg in "${needs[@]}"; do
+  case $pkg in
+    postgresql) have_postgres || missing+=(postgresql) ;;
+    pgbouncer) command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer) ;;
+    *) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+  esac
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]} ..."
   as_root apt-get update -qq
