@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/propertywebbuilder/pwb/internal/content"
@@ -61,12 +62,15 @@ func contactForm(r *http.Request) enquiryForm {
 }
 
 func (s *Server) propertyEnquiry(w http.ResponseWriter, r *http.Request) error {
-	sc := siteFrom(r.Context()).Scope
-	p, err := content.GetVisibleProperty(r.Context(), sc, r.PathValue("slug"))
+	e, err := readEnquiry(w, r)
 	if err != nil {
 		return err
 	}
-	e, err := readEnquiry(w, r)
+	if paused(r) {
+		return s.pausedEnquiry(w, r, e)
+	}
+	sc := siteFrom(r.Context()).Scope
+	p, err := content.GetVisibleProperty(r.Context(), sc, r.PathValue("slug"))
 	if err != nil {
 		return err
 	}
@@ -97,6 +101,9 @@ func (s *Server) contactSubmit(w http.ResponseWriter, r *http.Request) error {
 	e, err := readEnquiry(w, r)
 	if err != nil {
 		return err
+	}
+	if paused(r) {
+		return s.pausedEnquiry(w, r, e)
 	}
 	again := func(status int, msg string, fields fieldErr) error {
 		f := contactForm(r)
@@ -134,11 +141,6 @@ func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.E
 	again func(status int, msg string, fields fieldErr) error) (sent bool, err error) {
 	st := siteFrom(r.Context())
 	const correct = "Your message was not sent. Please correct the form."
-	const paused = "This website is being maintained and cannot take changes right now, so your message has not been sent yet."
-	// Paused first: nothing the visitor does now can get it sent.
-	if st.Website.Status == registry.StatusReadOnly {
-		return false, keepEnquiry(w, http.StatusServiceUnavailable, retryAfter, paused, again)
-	}
 	// Checked before it is counted: a form with a mistake costs nothing.
 	if err := e.Validate(); err != nil {
 		return false, again(http.StatusUnprocessableEntity, correct, invalidFields(err))
@@ -161,7 +163,7 @@ func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.E
 	}
 	if errors.Is(err, tenant.ErrWritesPaused) {
 		// Paused after the request was let in: the write fence refused it.
-		return false, keepEnquiry(w, http.StatusServiceUnavailable, retryAfter, paused, again)
+		return false, s.pausedEnquiry(w, r, e)
 	}
 	if fields := invalidFields(err); fields != nil {
 		return false, again(http.StatusUnprocessableEntity, correct, fields)
@@ -169,13 +171,52 @@ func (s *Server) sendEnquiry(w http.ResponseWriter, r *http.Request, e content.E
 	return false, err
 }
 
-// keepEnquiry answers an enquiry that cannot be saved now but may be later
-// (the limit is reached, the website's changes are paused): status with
-// Retry-After, and the form again with what the visitor typed, saying why
-// and when to send it again.
+// keepEnquiry answers an enquiry over the limit, which may be sent later:
+// status with Retry-After, and the form again with what the visitor typed,
+// saying why and when to send it again.
 func keepEnquiry(w http.ResponseWriter, status int, wait time.Duration, why string,
 	again func(status int, msg string, fields fieldErr) error) error {
+	return again(status, keptText(w, wait, why), nil)
+}
+
+// keptText sets Retry-After to wait and says why an enquiry was not sent,
+// that its text is kept, and when to send it again.
+func keptText(w http.ResponseWriter, wait time.Duration, why string) string {
 	in := waitText(setRetryAfter(w, wait))
-	return again(status, why+" Your text is kept below: please send it again in "+in+
-		", or contact the agency by phone or email.", nil)
+	return why + " Your text is kept below: please send it again in " + in + ", or contact the agency by phone or email."
+}
+
+// pausedText is why an enquiry to a website whose changes are paused was
+// not sent.
+const pausedText = "This website is being maintained and cannot take changes right now, so your message has not been sent yet."
+
+// paused reports whether the request's website takes no changes now (a
+// move's freeze): its enquiries are answered by pausedEnquiry.
+func paused(r *http.Request) bool {
+	return siteFrom(r.Context()).Website.Status == registry.StatusReadOnly
+}
+
+// keptEnquiry is the page pausedEnquiry draws.
+type keptEnquiry struct {
+	Form enquiryForm
+	Back *pageLink // the page the form was on, when it is not the form's own
+}
+
+// pausedEnquiry answers an enquiry to a website whose changes are paused:
+// 503 with Retry-After, and the form again, filled with what the visitor
+// typed, posting where it came from. Like an error page it never asks the
+// shard, which a move may be busy copying from while visitors keep
+// sending: the site's name from the registry is enough for its header and
+// navigation.
+func (s *Server) pausedEnquiry(w http.ResponseWriter, r *http.Request, e content.Enquiry) error {
+	f := enquiryForm{Heading: "Your message", Action: withAnchor(r.URL.Path), Button: "Send again", Enquiry: e,
+		Error: keptText(w, retryAfter, pausedText)}
+	d := keptEnquiry{Form: f}
+	if enquiryPath(r.URL.Path) {
+		d.Back = &pageLink{Href: strings.TrimSuffix(r.URL.Path, "/enquiry"), Text: "Back to the property"}
+	}
+	ri := requestFrom(r.Context())
+	v := view{Title: "Changes are paused", Data: d, Site: &chrome{Name: ri.SiteName}, Path: r.URL.Path, RequestID: ri.ID}
+	v.Meta = publicMeta(r, v.Site, v.Title, &pageMeta{NoIndex: true})
+	return s.pages.render(w, http.StatusServiceUnavailable, "public/enquiry_kept", v)
 }
