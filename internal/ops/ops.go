@@ -172,7 +172,7 @@ func check(ctx context.Context, set *shard.Set, name string, timeout time.Durati
 	}
 	if err != nil {
 		c.CheckedAt = time.Now()
-		c.Error, c.Why = describe(ctx, err, timeout), "unreachable"
+		c.Error, c.Why = shard.Describe(ctx, err, timeout).Error(), "unreachable"
 		return checked{card: c, err: err, busy: errors.Is(err, shard.ErrBusy)}
 	}
 	defer release(conn, fresh)
@@ -184,7 +184,7 @@ func check(ctx context.Context, set *shard.Set, name string, timeout time.Durati
 	c.CheckedAt = time.Now()
 	if err != nil {
 		c.PGVersion, c.Slots = "", nil
-		c.Error, c.Why = describe(ctx, err, timeout), "unreachable"
+		c.Error, c.Why = shard.Describe(ctx, err, timeout).Error(), "unreachable"
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) {
 			c.Why = "answers, but its health query fails"
 		}
@@ -249,15 +249,6 @@ func release(conn *pgxpool.Conn, fresh bool) {
 	}()
 }
 
-// describe says "no answer within" for a timeout instead of pgx's wording.
-// The read that runs out may fail a moment before ctx says it has ended.
-func describe(ctx context.Context, err error, timeout time.Duration) string {
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("no answer within %s", timeout)
-	}
-	return shard.Unwrap(err).Error()
-}
-
 // PropertyCounts counts the properties of websites on their shards, one
 // query per shard, several shards at once within the connection budget
 // (package fanout), each within timeout from its turn. A page calls it for
@@ -307,13 +298,13 @@ func countOn(ctx context.Context, set *shard.Set, name string, ids []int64, time
 	}
 	rows, err := pool.Query(ctx, "SELECT website_id, count(*) FROM properties WHERE website_id = ANY($1) GROUP BY website_id", ids)
 	if err != nil {
-		return nil, errors.New(describe(ctx, err, timeout))
+		return nil, errors.New(shard.Describe(ctx, err, timeout).Error())
 	}
 	out := map[int64]int64{}
 	var id, n int64
 	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil })
 	if err != nil {
-		return nil, errors.New(describe(ctx, err, timeout))
+		return nil, errors.New(shard.Describe(ctx, err, timeout).Error())
 	}
 	return out, nil
 }
@@ -347,7 +338,7 @@ func TableCounts(ctx context.Context, set *shard.Set, w registry.Website, timeou
 		})
 	}
 	if err := pool.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, fmt.Errorf("counting rows of tenant %d on %q: %s", w.ID, w.ShardName, describe(ctx, err, timeout))
+		return nil, fmt.Errorf("counting rows of tenant %d on %q: %s", w.ID, w.ShardName, shard.Describe(ctx, err, timeout).Error())
 	}
 	return out, nil
 }

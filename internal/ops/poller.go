@@ -247,7 +247,7 @@ func (p *Poller) tenantProperties(ctx context.Context, o fanout.Options) (map[in
 	websites, err := registry.List(rctx, primary)
 	cancel()
 	if err != nil {
-		return nil, errors.New("reading the registry on primary: " + describe(rctx, err, o.Timeout))
+		return nil, errors.New("reading the registry on primary: " + shard.Describe(rctx, err, o.Timeout).Error())
 	}
 	home := map[string][]int64{}
 	for _, w := range websites {

@@ -6,7 +6,6 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -120,7 +119,7 @@ func countTenants(ctx context.Context, set *shard.Set, timeout time.Duration) (m
 	}
 	counts, err := registry.CountByShard(ctx, primary)
 	if err != nil {
-		return nil, fmt.Errorf("reading the registry on primary: %w", describe(ctx, err, timeout))
+		return nil, fmt.Errorf("reading the registry on primary: %w", shard.Describe(ctx, err, timeout))
 	}
 	return counts, nil
 }
@@ -142,7 +141,7 @@ func ShardFigures(ctx context.Context, set *shard.Set, name string) Shard {
 	s.Took = time.Since(start)
 	if err != nil {
 		s.Figures = Figures{}
-		s.Error = describe(ctx, err, allowed(ctx, start)).Error()
+		s.Error = shard.Describe(ctx, err, allowed(ctx, start)).Error()
 		return s
 	}
 	s.Reachable = true
@@ -157,12 +156,4 @@ func allowed(ctx context.Context, start time.Time) time.Duration {
 		return time.Since(start).Round(10 * time.Millisecond)
 	}
 	return dl.Sub(start).Round(10 * time.Millisecond)
-}
-
-// describe says "no answer within" for a timeout instead of pgx's wording.
-func describe(ctx context.Context, err error, timeout time.Duration) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", timeout)
-	}
-	return shard.Unwrap(err)
 }

@@ -324,6 +324,19 @@ func CreateDatabase(ctx context.Context, sh config.Shard) (bool, error) {
 	return true, nil
 }
 
+// Describe says why a visit to a shard failed, for a person: "no answer
+// within 2s" when the visit's deadline passed (pgx's own words for that
+// name its internals; the read that runs out may fail a moment before ctx
+// says it has ended), else the cause on one line (Unwrap). A visit
+// cancelled (Ctrl-C) keeps its own error.
+func Describe(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		ctx.Err() == nil && pgconn.Timeout(err) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return Unwrap(err)
+}
+
 // Unwrap shortens pgx's connect errors, which repeat the connection string
 // and may span lines, to their cause on one line, so operators get a readable
 // reason ("connect: connection refused").
