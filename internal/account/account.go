@@ -49,9 +49,6 @@ const (
 // bcrypt.MinCost.
 var Cost = bcrypt.DefaultCost
 
-// Querier is dbq.Querier, under the name older callers know.
-type Querier = dbq.Querier
-
 // User is a platform-wide login.
 type User struct {
 	ID        int64

@@ -54,9 +54,6 @@ type Entry struct {
 	Detail    string    `json:"detail,omitempty"`
 }
 
-// Querier is dbq.Querier, under the name older callers know.
-type Querier = dbq.Querier
-
 // OutcomeOf names how an operation that returned err ended: done, refused
 // (err is one of the errors the caller lists in refused, such as
 // fault.Refused) or failed.

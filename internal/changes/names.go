@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pglogrepl"
-
-	"github.com/propertywebbuilder/pwb/internal/dbq"
 )
 
 // LSN is a position in a server's write-ahead log.
@@ -16,10 +14,6 @@ type LSN = pglogrepl.LSN
 
 // ParseLSN reads an LSN in PostgreSQL's text form, such as "0/16B3748".
 func ParseLSN(s string) (LSN, error) { return pglogrepl.ParseLSN(s) }
-
-// Querier is dbq.Querier, under the name older callers know. This package's
-// functions that take one run SQL on a normal (non-replication) connection.
-type Querier = dbq.Querier
 
 // Prefix starts the name of every publication, replication slot and marker
 // of a move, so a sweep can find what moves left behind.

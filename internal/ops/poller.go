@@ -247,7 +247,7 @@ func (p *Poller) tenantProperties(ctx context.Context, o fanout.Options) (map[in
 	websites, err := registry.List(rctx, primary)
 	cancel()
 	if err != nil {
-		return nil, errors.New("reading the registry on primary: " + shard.Describe(rctx, err, o.Timeout).Error())
+		return nil, fmt.Errorf("reading the registry on primary: %w", shard.Describe(rctx, err, o.Timeout))
 	}
 	home := map[string][]int64{}
 	for _, w := range websites {

@@ -46,9 +46,6 @@ type Website struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// Querier is dbq.Querier, under the name older callers know.
-type Querier = dbq.Querier
-
 const columns = "id, subdomain, COALESCE(custom_domain, ''), name, tier, shard_name, status, created_at, updated_at"
 
 func scan(row pgx.Row) (Website, error) {
@@ -307,7 +304,7 @@ func SetStatus(ctx context.Context, q dbq.Querier, id int64, status string) erro
 func ValidTier(t string) bool { return t == TierStandard || t == TierPremium }
 
 // SetTier changes a website's tier.
-func SetTier(ctx context.Context, q Querier, id int64, tier string) error {
+func SetTier(ctx context.Context, q dbq.Querier, id int64, tier string) error {
 	if !ValidTier(tier) {
 		return fmt.Errorf("%w tier %q: must be standard or premium", ErrInvalid, tier)
 	}

@@ -96,9 +96,6 @@ type Lock struct {
 	Until time.Time
 }
 
-// Querier is dbq.Querier, under the name older callers know.
-type Querier = dbq.Querier
-
 // Take decides in the database, in one statement, so that a key's row is
 // locked only while the server works on it and never across a round trip
 // to a client that may be slow to be scheduled: a flood of attempts at one

@@ -39,7 +39,11 @@ import (
 // between its ends.
 const opsAcmeProperties = 6000
 
-const opsPassword = "correct horse battery"
+// The super-admin the browser tests sign in as.
+const (
+	opsEmail    = "ops@example.com"
+	opsPassword = "correct horse battery"
+)
 
 // opsSizeRE is how the dashboard writes a database's size.
 var opsSizeRE = regexp.MustCompile(`^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$`)
@@ -50,6 +54,23 @@ type opsPage struct {
 	t    *testing.T
 	ctx  context.Context
 	base string // http://localhost:PORT
+	port string // the server's, for the tenants' hosts
+}
+
+// opsAdmin creates the super-admin opsEmail on p and returns a page of the
+// browser ctx on p's platform host, which saves a screenshot should the
+// test fail.
+func opsAdmin(t *testing.T, p *platform, ctx context.Context) opsPage {
+	t.Helper()
+	if _, err := account.CreateSuperAdmin(context.Background(), p.primary, opsEmail, opsPassword); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(p.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshotOnFailure(t, ctx)
+	return opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port(), port: u.Port()}
 }
 
 // do runs actions within 30 seconds.
@@ -246,14 +267,8 @@ func TestBrowser_OpsMigrateTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const email = "ops@example.com"
-	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(p.http.URL)
-	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
-	site := "http://acme.localhost:" + u.Port()
-	screenshotOnFailure(t, ctx)
+	b := opsAdmin(t, p, ctx)
+	site := "http://acme.localhost:" + b.port
 
 	// What the tenant's site serves before the move, to the HTTP client and
 	// to the browser.
@@ -269,7 +284,7 @@ func TestBrowser_OpsMigrateTenant(t *testing.T) {
 		t.Fatalf("acme's rows on primary before the move: %v", before)
 	}
 
-	b.signIn(email, opsPassword)
+	b.signIn(opsEmail, opsPassword)
 
 	// The dashboard: a green card per shard with the registry's counts.
 	b.dashboard(map[string]string{shard.Default: "green", "shard_1": "green", "shard_2": "green"})
@@ -455,7 +470,7 @@ func TestBrowser_OpsMigrateTenant(t *testing.T) {
 	if !endedAtFirst {
 		b.waitFor("the move's page drawn again", `window.pwbFirstDrawing === undefined && document.readyState === "complete" && document.querySelector('[data-bind="phase"]')`, 15*time.Second)
 	}
-	b.checkMoveEnd(p, acme, "acme.localhost:"+u.Port())
+	b.checkMoveEnd(p, acme, "acme.localhost:"+b.port)
 	if got := b.text(`[data-bind="phase"]`); got != "Done" {
 		t.Errorf("phase %q, want Done", got)
 	}
@@ -543,15 +558,9 @@ func TestBrowser_OpsShardDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const email = "ops@example.com"
-	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(p.http.URL)
-	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
-	screenshotOnFailure(t, ctx)
+	b := opsAdmin(t, p, ctx)
 
-	b.signIn(email, opsPassword)
+	b.signIn(opsEmail, opsPassword)
 	b.dashboard(map[string]string{shard.Default: "green", "shard_1": "green", "shard_2": "green"})
 	counts, err := registry.CountByShard(bg, p.primary)
 	if err != nil {
@@ -659,15 +668,9 @@ func TestBrowser_OpsMigrateChoices(t *testing.T) {
 	if err := movertest.Fill(bg, pool, prestige.ID, movertest.Options{Properties: 30, Photos: 1}); err != nil {
 		t.Fatal(err)
 	}
-	const email = "ops@example.com"
-	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
-		t.Fatal(err)
-	}
+	b := opsAdmin(t, p, ctx)
 	p.spoilShards(t)
-	u, _ := url.Parse(p.http.URL)
-	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
-	screenshotOnFailure(t, ctx)
-	b.signIn(email, opsPassword)
+	b.signIn(opsEmail, opsPassword)
 
 	b.do("open prestige's migrate dialog",
 		chromedp.Navigate(fmt.Sprintf("%s/admin/tenants/%d", b.base, prestige.ID)),
@@ -710,7 +713,7 @@ func TestBrowser_OpsMigrateChoices(t *testing.T) {
 		t.Errorf("prestige once its move is queued: %+v, %v; want standard", w, err)
 	}
 	b.waitFor("the move's end", `document.querySelector('[data-move-end="done"]')`, 60*time.Second)
-	b.checkMoveEnd(p, prestige, "prestige.localhost:"+u.Port())
+	b.checkMoveEnd(p, prestige, "prestige.localhost:"+b.port)
 	if w, err := registry.Get(bg, p.primary, prestige.ID); err != nil || w.Tier != registry.TierStandard || w.ShardName != shard.Default {
 		t.Errorf("prestige after its move: %+v, %v; want standard on default", w, err)
 	}
@@ -718,7 +721,7 @@ func TestBrowser_OpsMigrateChoices(t *testing.T) {
 	// The audit log's line of the queued move says the tier changed.
 	b.do("open the audit log", chromedp.Navigate(b.base+"/admin/audit"), chromedp.WaitVisible(chromedp.CSS(`table.audit`)))
 	if got := b.text(`tr[data-action="move"][data-outcome="queued"]`); !strings.Contains(got, "tier changed from premium to standard as the move was queued") ||
-		!strings.Contains(got, "admin:"+email) {
+		!strings.Contains(got, "admin:"+opsEmail) {
 		t.Errorf("the audit log's queued move says %q", got)
 	}
 }
@@ -780,14 +783,8 @@ func TestBrowser_OpsMovePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := p.plannedMove(t, "acme", "shard_1") // freeze mode
-	const email = "ops@example.com"
-	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(p.http.URL)
-	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
-	screenshotOnFailure(t, ctx)
-	b.signIn(email, opsPassword)
+	b := opsAdmin(t, p, ctx)
+	b.signIn(opsEmail, opsPassword)
 
 	page := fmt.Sprintf("%s/admin/moves/%d", b.base, id)
 	b.do("open the queued move's page", chromedp.Navigate(page+"?done=queued"), chromedp.WaitVisible(chromedp.CSS(`progress[data-bind="bar"]`)))
@@ -832,7 +829,7 @@ func TestBrowser_OpsMovePage(t *testing.T) {
 
 	// ops.js draws the page again once the move is done.
 	b.waitFor("the move's end", `window.pwbFirstDrawing === undefined && document.querySelector('[data-move-end="done"]')`, 15*time.Second)
-	b.checkMoveEnd(p, acme, "acme.localhost:"+u.Port())
+	b.checkMoveEnd(p, acme, "acme.localhost:"+b.port)
 	m, err := journal.Get(bg, p.primary, id)
 	if err != nil {
 		t.Fatal(err)
@@ -908,16 +905,10 @@ func TestBrowser_OpsPhoneTables(t *testing.T) {
 	for range 3 {
 		p.postForm("localhost", "/admin/login", url.Values{"email": {"guessed.account.with.a.long.name@example.com"}, "password": {"wrong"}})
 	}
-	const email = "ops@example.com"
-	if _, err := account.CreateSuperAdmin(bg, p.primary, email, opsPassword); err != nil {
-		t.Fatal(err)
-	}
+	b := opsAdmin(t, p, ctx)
 	ownerEmail, ownerPassword := p.member(acme, "owner@acme.example")
-	u, _ := url.Parse(p.http.URL)
-	b := opsPage{t: t, ctx: ctx, base: "http://localhost:" + u.Port()}
-	site := "http://acme.localhost:" + u.Port()
-	screenshotOnFailure(t, ctx)
-	b.signIn(email, opsPassword)
+	site := "http://acme.localhost:" + b.port
+	b.signIn(opsEmail, opsPassword)
 	b.do("sign in to acme's site admin",
 		chromedp.Navigate(site+"/site_admin"),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)),

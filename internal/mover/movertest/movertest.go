@@ -23,9 +23,6 @@ import (
 	"github.com/propertywebbuilder/pwb/internal/tenant"
 )
 
-// DB is dbq.Querier, under the name older callers know.
-type DB = dbq.Querier
-
 // Options sizes a filled tenant.
 type Options struct {
 	Properties int // default 50; each gets 3 features, and half as many contacts with 2 messages each
